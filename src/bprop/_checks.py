@@ -1,0 +1,110 @@
+"""Input checks shared by the public entry points.
+
+Every public function validates what the user hands it *here*, at the boundary, so that a
+mistake surfaces as one clear ValueError or TypeError naming the offending value, instead of a
+numpy traceback ten frames deep or, worse, a silently broadcast result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_float_dtype(dtype) -> np.dtype:
+    """Return ``np.dtype`` for "float32"/"float64" (or the numpy types), else raise ValueError."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.type not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def as_array(values, name: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """Convert ``values`` to a numeric numpy array, raising TypeError for non-numeric data."""
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{name} could not be turned into an array: {error}") from None
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise TypeError(
+            f"{name} must hold numbers, got an array of dtype {array.dtype}; "
+            "encode text labels or features as numbers first"
+        )
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return array
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """Raise ValueError if ``array`` holds NaN or infinity, saying where the first one is."""
+    if array.dtype.kind != "f":
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        where = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{name} contains {len(bad)} NaN or infinite value(s), the first at index {where}; "
+            "remove or impute them before training"
+        )
+
+
+def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None) -> np.ndarray:
+    """Validate a 2-D feature matrix of shape (n_samples, n_features) and cast it to ``dtype``."""
+    array = as_array(X, name)
+    if array.ndim == 1:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}; "
+            f"use {name}.reshape(-1, 1) for a single feature or {name}.reshape(1, -1) "
+            "for a single sample"
+        )
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} has no samples (shape {array.shape})")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {array.shape[1]} features per sample but the model's first layer "
+            f"expects {n_features}"
+        )
+    array = array.astype(dtype, copy=False)
+    check_finite(array, name)
+    return array
+
+
+def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
+    if len(X) != len(y):
+        raise ValueError(
+            f"{x_name} and {y_name} have different numbers of samples: "
+            f"{len(X)} and {len(y)}"
+        )
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return number
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"unknown {name} {value!r}; choose one of {options}")
+    return value

@@ -1,0 +1,183 @@
+r"""Check hand-written gradients against central finite differences, in float64.
+
+For every element :math:`\theta_k` of every parameter (and of the input), the numerical
+derivative of a scalar objective :math:`f` is
+
+.. math::
+    \frac{\partial f}{\partial \theta_k} \approx
+    \frac{f(\theta + h e_k) - f(\theta - h e_k)}{2h},
+
+whose error is :math:`O(h^2)`. The worst relative error of a parameter is
+:math:`\max_k |a_k - n_k| \,/\, \max(\max_k |a_k|, \max_k |n_k|)` between the analytic
+gradient :math:`a` and the numerical one :math:`n`: the largest disagreement measured against
+the gradient's own scale, so that elements whose true gradient is zero do not divide by zero.
+
+The objective is
+
+* for a :class:`~bprop.layers.Layer`: :math:`f(x) = \sum \text{out} \odot R` with a fixed random
+  :math:`R`, so ``backward(R)`` gives its exact gradient;
+* for a :class:`~bprop.losses.Loss`: the loss itself, as a function of the predictions;
+* for a :class:`~bprop.Sequential`: the given loss of the model's output.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+
+from .layers import Layer
+from .losses import Loss, get_loss
+from .model import Sequential
+
+
+class GradcheckReport:
+    """Worst relative error per checked array, by name (``"0.weight"``, ``"input"``, ...)."""
+
+    def __init__(self, errors: dict[str, float]) -> None:
+        self.errors = errors
+
+    @property
+    def worst(self) -> float:
+        return max(self.errors.values(), default=0.0)
+
+    def passed(self, tolerance: float = 1e-6) -> bool:
+        return self.worst < tolerance
+
+    def __getitem__(self, name: str) -> float:
+        return self.errors[name]
+
+    def __str__(self) -> str:
+        width = max((len(name) for name in self.errors), default=4)
+        rows = [f"{name:<{width}}  {error:.2e}" for name, error in self.errors.items()]
+        return "\n".join([f"{'name':<{width}}  worst relative error", *rows])
+
+    def __repr__(self) -> str:
+        return f"GradcheckReport(worst={self.worst:.2e}, errors={self.errors!r})"
+
+
+def gradcheck(target, *inputs, loss=None, step: float = 1e-6, seed: int = 0,
+              check_input: bool = True, training: bool = True) -> GradcheckReport:
+    """Compare the analytic gradients of ``target`` with central finite differences.
+
+    Parameters
+    ----------
+    target : Layer, Loss or Sequential
+        What to check. It is copied and converted to float64; the original is not touched.
+    *inputs
+        ``x`` for a layer; ``(pred, target)`` for a loss; ``(X, y)`` for a model.
+    loss : Loss or name
+        Required for a model: the loss whose gradient is checked.
+    step : float
+        The finite-difference step ``h``.
+    seed : int
+        Seeds the random projection ``R`` used for a layer.
+    check_input : bool
+        Also check the gradient with respect to the input (``"input"``).
+    training : bool
+        Run the forward pass in training mode.
+
+    Returns
+    -------
+    GradcheckReport
+        ``report.errors`` maps each parameter name to its worst relative error.
+
+    >>> import bprop as bp
+    >>> report = gradcheck(bp.Dense(3, 2).build(0), np.ones((4, 3)))
+    >>> report.passed(1e-6), sorted(report.errors)
+    (True, ['bias', 'input', 'weight'])
+    """
+    if isinstance(target, Sequential):
+        if loss is None:
+            raise ValueError("gradcheck of a model needs loss=..., e.g. loss='mse'")
+        return _check_model(target, *inputs, loss=get_loss(loss), step=step,
+                            check_input=check_input, training=training)
+    if isinstance(target, Loss):
+        if len(inputs) != 2:
+            raise ValueError("gradcheck of a loss takes (pred, target)")
+        return _check_loss(target, *inputs, step=step)
+    if isinstance(target, Layer):
+        if len(inputs) != 1:
+            raise ValueError("gradcheck of a layer takes one input array x")
+        return _check_layer(target, inputs[0], step=step, seed=seed,
+                            check_input=check_input, training=training)
+    raise TypeError(f"gradcheck takes a Layer, Loss or Sequential, got {type(target).__name__}")
+
+
+def _check_layer(layer: Layer, x, *, step, seed, check_input, training) -> GradcheckReport:
+    layer = copy.deepcopy(layer).build(seed, dtype="float64")
+    x = np.array(x, dtype=np.float64)
+    projection = np.random.default_rng(seed).standard_normal(layer.forward(x, training).shape)
+
+    def objective() -> float:
+        return float(np.sum(layer.forward(x, training) * projection))
+
+    def analytic() -> np.ndarray:
+        layer.zero_grad()
+        layer.forward(x, training)
+        return layer.backward(projection)
+
+    arrays = {name: p for name, p in layer.params.items()}
+    return _compare(objective, analytic, arrays, x if check_input else None, step)
+
+
+def _check_loss(loss: Loss, pred, target, *, step) -> GradcheckReport:
+    loss = copy.deepcopy(loss)
+    pred = np.array(pred, dtype=np.float64)
+
+    def objective() -> float:
+        return loss.forward(pred, target)
+
+    def analytic() -> np.ndarray:
+        loss.forward(pred, target)
+        return loss.backward()
+
+    return _compare(objective, analytic, {}, pred, step)
+
+
+def _check_model(model: Sequential, X, y, *, loss, step, check_input, training) -> GradcheckReport:
+    model = model.astype("float64")
+    X = np.array(X, dtype=np.float64)
+    _, y = model._check_data(X, y, loss, "X", "y")
+
+    def objective() -> float:
+        return loss.forward(model._forward(X, training), y)
+
+    def analytic() -> np.ndarray:
+        model.zero_grad()
+        loss.forward(model._forward(X, training), y)
+        return model.backward(loss.backward())
+
+    arrays = dict(model.named_parameters())
+    return _compare(objective, analytic, arrays, X if check_input else None, step)
+
+
+def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
+             parameters: dict, x: np.ndarray | None, step: float) -> GradcheckReport:
+    grad_input = analytic()
+    targets = {name: (p.value, p.grad.copy()) for name, p in parameters.items()}
+    if x is not None:
+        targets["input"] = (x, grad_input)
+    errors = {}
+    for name, (array, exact) in targets.items():
+        numeric = np.empty_like(array)
+        flat, flat_numeric = array.reshape(-1), numeric.reshape(-1)
+        for k in range(flat.size):
+            original = flat[k]
+            flat[k] = original + step
+            f_plus = objective()
+            flat[k] = original - step
+            f_minus = objective()
+            flat[k] = original
+            flat_numeric[k] = (f_plus - f_minus) / (2 * step)
+        errors[name] = relative_error(exact, numeric)
+    return GradcheckReport(errors)
+
+
+def relative_error(exact: np.ndarray, numeric: np.ndarray) -> float:
+    """``max|a - n| / max(max|a|, max|n|)``, and 0 when both are all zero."""
+    scale = max(np.abs(exact).max(initial=0.0), np.abs(numeric).max(initial=0.0))
+    if scale == 0:
+        return 0.0
+    return float(np.abs(exact - numeric).max() / scale)

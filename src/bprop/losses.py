@@ -1,0 +1,246 @@
+r"""Losses: a number measuring how wrong the predictions are, and its gradient.
+
+``loss.forward(pred, target)`` returns the loss as a Python float and caches what
+``loss.backward()`` needs to return :math:`\partial L / \partial\,\text{pred}` (same shape as
+``pred``). This gradient is the first "delta" of backpropagation.
+
+``reduction="mean"`` (the default) averages over all elements, as PyTorch and scikit-learn do;
+``"sum"`` adds them up, as the classic tutorials' update rules implicitly do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import as_array, check_choice, check_finite
+
+REDUCTIONS = ("mean", "sum")
+
+
+class Loss:
+    """Base class of the losses."""
+
+    #: the kind of problem the loss is for: "regression", "binary" or "multiclass"
+    task = "regression"
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self._grad: np.ndarray | None = None
+
+    def forward(self, pred: np.ndarray, target) -> float:
+        raise NotImplementedError
+
+    def __call__(self, pred: np.ndarray, target) -> float:
+        return self.forward(pred, target)
+
+    def backward(self) -> np.ndarray:
+        """Gradient of the last ``forward`` loss with respect to ``pred``."""
+        if self._grad is None:
+            raise RuntimeError(f"{self!r}: backward() was called before forward()")
+        return self._grad
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def _scale(self, n_terms: int) -> float:
+        """The factor that turns a sum over terms into the requested reduction."""
+        return 1.0 / n_terms if self.reduction == "mean" else 1.0
+
+    def _pred_and_target(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
+        """Check ``pred`` and a same-shaped float ``target``.
+
+        A 1-D target is accepted for a single-output prediction of shape (m, 1); any other
+        mismatch is an error rather than a broadcast (an (m,) target against (m, 1)
+        predictions would otherwise silently become an (m, m) loss).
+        """
+        pred = _check_pred(pred)
+        target = as_array(target, "target", dtype=pred.dtype)
+        if target.ndim == 1 and pred.shape == (target.shape[0], 1):
+            target = target.reshape(-1, 1)
+        if target.shape != pred.shape:
+            raise ValueError(
+                f"{type(self).__name__}: target has shape {target.shape} but predictions have "
+                f"shape {pred.shape}; they must match"
+            )
+        check_finite(target, "target")
+        return pred, target
+
+
+def _check_pred(pred) -> np.ndarray:
+    if not isinstance(pred, np.ndarray) or pred.dtype.kind != "f":
+        pred = as_array(pred, "pred", dtype=np.float64)
+    if pred.ndim != 2:
+        raise ValueError(f"predictions must be 2-D (m, n_outputs), got shape {pred.shape}")
+    return pred
+
+
+class MSE(Loss):
+    r"""Mean squared error :math:`L = \frac{1}{N}\sum (\hat y - y)^2` over all N elements.
+
+    Gradient: :math:`\partial L / \partial \hat y = \frac{2}{N}(\hat y - y)` (without the
+    :math:`1/N` for ``reduction="sum"``). scikit-learn's ``MLPRegressor`` reports half of this
+    value; the gradient is then halved too.
+
+    >>> loss = MSE()
+    >>> loss.forward(np.array([[1.0], [3.0]]), np.array([0.0, 1.0]))
+    2.5
+    >>> loss.backward()
+    array([[1.],
+           [2.]])
+    """
+
+    def forward(self, pred: np.ndarray, target) -> float:
+        pred, target = self._pred_and_target(pred, target)
+        error = pred - target
+        scale = self._scale(error.size)
+        self._grad = error * (2 * scale)
+        return float(np.dot(error.ravel(), error.ravel()) * scale)
+
+
+class BinaryCrossEntropy(Loss):
+    r"""Binary cross-entropy :math:`L = -\frac{1}{N}\sum [y\log p + (1-y)\log(1-p)]`.
+
+    With ``from_logits=False`` the predictions are probabilities ``p`` (a :class:`Sigmoid`
+    output); they are clipped to :math:`[\epsilon, 1-\epsilon]`, :math:`\epsilon` the machine
+    epsilon of the dtype, so that no prediction gives ``log(0)``. The gradient is
+    :math:`\frac{1}{N}(p - y) / (p(1-p))`.
+
+    With ``from_logits=True`` the predictions are logits ``z`` (a linear output) and
+    :math:`p = \sigma(z)`; the loss is computed as
+    :math:`\max(z, 0) - z y + \log(1 + e^{-|z|})`, which never overflows, and the gradient
+    is simply :math:`\frac{1}{N}(\sigma(z) - y)`.
+
+    Targets are in [0, 1], of the predictions' shape (or 1-D for one output column).
+
+    >>> loss = BinaryCrossEntropy(from_logits=True)
+    >>> round(loss.forward(np.array([[1000.0], [-1000.0]]), np.array([1.0, 0.0])), 12)
+    0.0
+    """
+
+    task = "binary"
+
+    def __init__(self, from_logits: bool = False, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.from_logits = bool(from_logits)
+
+    def forward(self, pred: np.ndarray, target) -> float:
+        pred, target = self._pred_and_target(pred, target)
+        if target.size and (target.min() < 0 or target.max() > 1):
+            raise ValueError(
+                "BinaryCrossEntropy targets must lie in [0, 1], got values from "
+                f"{target.min()} to {target.max()}"
+            )
+        scale = self._scale(pred.size)
+        if self.from_logits:
+            losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
+            with np.errstate(over="ignore"):  # exp(-z) -> inf gives the exact limit 0
+                self._grad = (1 / (1 + np.exp(-pred)) - target) * scale
+        else:
+            eps = np.finfo(pred.dtype).eps
+            p = np.clip(pred, eps, 1 - eps)
+            losses = -(target * np.log(p) + (1 - target) * np.log1p(-p))
+            self._grad = (p - target) / (p * (1 - p)) * scale
+        return float(losses.sum() * scale)
+
+    def get_config(self) -> dict:
+        return {"from_logits": self.from_logits, "reduction": self.reduction}
+
+
+class SoftmaxCrossEntropy(Loss):
+    r"""Softmax followed by cross-entropy, fused, on logits ``z`` of shape (m, n_classes).
+
+    .. math::
+        L = \frac{1}{m}\sum_i \Big(\log\sum_j e^{z_{ij}} - z_{i,y_i}\Big), \qquad
+        \frac{\partial L}{\partial z} = \frac{1}{m}\big(\mathrm{softmax}(z) - Y\big)
+
+    where :math:`Y` is the one-hot target. Fusing the two is why the delta is simply
+    "prediction minus target": the softmax Jacobian and the derivative of the log cancel.
+    The log-sum-exp is shifted by each row's maximum, so no logit overflows.
+    ``reduction="mean"`` averages over samples (rows), as PyTorch's ``cross_entropy`` does.
+
+    The target is integer class labels of shape (m,) in ``0 .. n_classes-1``, or one-hot (or
+    probability) rows of shape (m, n_classes).
+
+    >>> loss = SoftmaxCrossEntropy()
+    >>> round(loss.forward(np.array([[0.0, 0.0]]), np.array([1])), 6)
+    0.693147
+    >>> loss.backward()
+    array([[ 0.5, -0.5]])
+    """
+
+    task = "multiclass"
+
+    def forward(self, pred: np.ndarray, target) -> float:
+        logits = _check_pred(pred)
+        n_samples, n_classes = logits.shape
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sum_exp = exp.sum(axis=1, keepdims=True)
+        log_probs = shifted - np.log(sum_exp)
+        probs = exp / sum_exp
+        target = as_array(target, "target")
+        scale = self._scale(n_samples)
+        if target.ndim == 1:
+            labels = class_labels(target, n_classes)
+            if len(labels) != n_samples:
+                raise ValueError(
+                    f"target has {len(labels)} labels but predictions have {n_samples} rows"
+                )
+            rows = np.arange(n_samples)
+            loss = -log_probs[rows, labels].sum()
+            probs[rows, labels] -= 1
+        elif target.shape == logits.shape:
+            target = target.astype(logits.dtype, copy=False)
+            check_finite(target, "target")
+            loss = -(target * log_probs).sum()
+            probs -= target
+        else:
+            raise ValueError(
+                f"target must be labels of shape ({n_samples},) or one-hot rows of shape "
+                f"{logits.shape}, got shape {target.shape}"
+            )
+        probs *= scale
+        self._grad = probs
+        return float(loss * scale)
+
+
+def class_labels(target: np.ndarray, n_classes: int) -> np.ndarray:
+    """Check that ``target`` holds integer labels in ``0 .. n_classes-1``; return them as ints."""
+    if target.dtype.kind == "f":
+        check_finite(target, "target")
+        if not np.all(target == np.round(target)):
+            raise ValueError("class labels must be whole numbers, got fractional values")
+    elif target.dtype.kind not in "iub":
+        raise TypeError(f"class labels must be integers, got dtype {target.dtype}")
+    labels = target.astype(np.intp, copy=False)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"class labels must lie in 0..{n_classes - 1} for a network with {n_classes} "
+            f"outputs, got labels from {labels.min()} to {labels.max()}; widen the output "
+            "layer or re-encode the labels"
+        )
+    return labels
+
+
+LOSSES = {
+    "mse": MSE,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "bce": BinaryCrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "cross_entropy": SoftmaxCrossEntropy,
+}
+
+
+def get_loss(loss) -> Loss:
+    """Return ``loss`` if it is a :class:`Loss`, or create one from its name."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if isinstance(loss, str):
+        return LOSSES[check_choice(loss, "loss", tuple(LOSSES))]()
+    raise TypeError(f"loss must be a Loss or one of {sorted(LOSSES)}, got {loss!r}")

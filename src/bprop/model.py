@@ -1,0 +1,457 @@
+"""Sequential: a stack of layers, its forward and backward passes, and the training loop.
+
+The explicit loop that ``fit`` runs for every mini-batch is::
+
+    out = model.forward(X, training=True)    # layer by layer
+    loss.forward(out, y)                     # how wrong, and cache for the gradient
+    model.zero_grad()
+    model.backward(loss.backward())          # layers in reverse: the chain rule
+    optimizer.step(model.parameters())       # weights -= lr * gradient (or a smarter rule)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._checks import (
+    as_array,
+    as_features,
+    as_float_dtype,
+    check_finite,
+    check_positive_int,
+    check_same_length,
+)
+from .layers import Layer, Sigmoid, Softmax
+from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, class_labels, get_loss
+from .metrics import METRICS
+from .optim import SGD, Optimizer
+from .parameter import Parameter, pack
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised by ``fit`` when the loss or a gradient stops being finite.
+
+    The model keeps the last weights that were finite; ``history`` holds the epochs completed.
+    """
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+class History:
+    """Per-epoch values of the loss and every metric, for training and validation.
+
+    ``history["loss"]`` is the list of training losses, one per epoch; validation values are
+    under ``"val_loss"``, ``"val_accuracy"`` and so on.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+
+    def append(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.history.setdefault(name, []).append(float(value))
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history.get("loss", []))
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.history[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.history
+
+    def __repr__(self) -> str:
+        last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
+        return f"History(epochs={self.epochs}{', ' if last else ''}{last})"
+
+
+class Sequential:
+    """A feed-forward network: layers applied one after another.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        For example ``[Dense(2, 8), Tanh(), Dense(8, 1), Sigmoid()]``. Consecutive Dense sizes
+        must chain.
+    seed : int or None
+        Seeds the model's own ``numpy.random.Generator``, the only source of randomness for
+        initialisation and shuffling (the global ``np.random`` state is never used): the same
+        seed and data give the same results.
+    dtype : {"float32", "float64"}
+        Precision of parameters and computation. Inputs are converted to it at the public
+        entry points; nothing inside is silently upcast.
+
+    >>> import bprop as bp
+    >>> model = bp.Sequential([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 1)], seed=0)
+    >>> model.forward(np.zeros((4, 2))).shape
+    (4, 1)
+    >>> sum(p.size for p in model.parameters())
+    13
+    """
+
+    def __init__(self, layers: Sequence[Layer], seed: int | None = None, dtype="float32"):
+        if isinstance(layers, Layer) or not isinstance(layers, Sequence):
+            raise TypeError("layers must be a list of layers, e.g. [Dense(2, 4), ReLU()]")
+        for i, layer in enumerate(layers):
+            if isinstance(layer, type) and issubclass(layer, Layer):
+                raise TypeError(f"layer {i} is the class {layer.__name__}; write {layer.__name__}()")
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is {layer!r}, which is not a bprop Layer")
+        if not layers:
+            raise ValueError("a Sequential model needs at least one layer")
+        self.layers = list(layers)
+        self.dtype = as_float_dtype(dtype)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.n_inputs, self.n_outputs = _chain_sizes(self.layers)
+        self.loss: Loss | None = None
+        for layer in self.layers:
+            layer.build(self.rng, self.dtype)
+        self._pack()
+
+    def _pack(self) -> None:
+        parameters = self.parameters()
+        self._buffer = pack(parameters) if parameters else None
+
+    # -- the two passes ----------------------------------------------------------------------
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        """Output of the network for input ``x`` of shape (m, n_inputs)."""
+        x = as_features(x, "x", self.dtype, self.n_inputs)
+        return self._forward(x, training)
+
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Backpropagate ``grad_out`` (dLoss/dOutput) through every layer, last to first.
+
+        Adds each parameter's gradient into ``param.grad`` and returns dLoss/dInput.
+        """
+        grad = np.asarray(grad_out, dtype=self.dtype)
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    __call__ = forward
+
+    # -- parameters --------------------------------------------------------------------------
+    def parameters(self) -> list[Parameter]:
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """``[("0.weight", param), ("0.bias", param), ...]``: layer index and parameter name."""
+        return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.params.items()]
+
+    def zero_grad(self) -> None:
+        if self._buffer is not None and all(
+            p._home is not None and p._home[0] is self._buffer for p in self.parameters()
+        ):
+            self._buffer.grads.fill(0)
+        else:
+            for layer in self.layers:
+                layer.zero_grad()
+
+    def astype(self, dtype) -> Sequential:
+        """A copy of the model (same weights) computing in ``dtype``."""
+        clone = copy.deepcopy(self)
+        clone.dtype = as_float_dtype(dtype)
+        for layer in clone.layers:
+            layer.build(clone.rng, clone.dtype)
+        clone._pack()
+        return clone
+
+    def summary(self) -> str:
+        """A table of the layers, their output widths and parameter counts."""
+        lines = [f"{'#':>3}  {'layer':<40} {'outputs':>8} {'params':>9}"]
+        width = self.n_inputs
+        total = 0
+        for i, layer in enumerate(self.layers):
+            width = layer.n_outputs or width
+            count = sum(p.size for p in layer.parameters())
+            total += count
+            lines.append(f"{i:>3}  {layer!r:<40} {width if width else '?':>8} {count:>9,}")
+        lines.append(f"total parameters: {total:,} ({self.dtype.name})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner},\n], dtype={self.dtype.name!r})"
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        loss,
+        optimizer: Optimizer | None = None,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_data: tuple | None = None,
+        metrics: Sequence[str] | None = None,
+        verbose: int = 0,
+    ) -> History:
+        """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_inputs)
+        y : targets: class labels (n_samples,) or one-hot rows for
+            :class:`SoftmaxCrossEntropy`; values in [0, 1] for :class:`BinaryCrossEntropy`;
+            values of shape (n_samples, n_outputs) (or (n_samples,) for one output) for
+            :class:`MSE`.
+        loss : Loss or name ("mse", "bce", "softmax_cross_entropy")
+        optimizer : Optimizer, default ``SGD(lr=0.01)``
+        epochs : passes over the data.
+        batch_size : samples per gradient step; None for the whole set at once.
+        shuffle : reshuffle the samples every epoch (with the model's generator).
+        validation_data : ``(X_val, y_val)`` evaluated after every epoch.
+        metrics : names from ``"accuracy"``, ``"mae"``, ``"mse"``, ``"r2"``; by default
+            accuracy for classification losses and none for regression.
+        verbose : 0 silent, 1 one line per epoch.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the loss or a gradient becomes NaN or infinite; the model keeps its last
+            finite weights.
+        """
+        loss = get_loss(loss)
+        self._check_loss_fits_output(loss)
+        optimizer = SGD(lr=0.01) if optimizer is None else optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
+        epochs = check_positive_int(epochs, "epochs")
+        metrics = self._metric_names(metrics, loss)
+        X, y = self._check_data(X, y, loss, "X", "y")
+        n_samples = len(X)
+        batch_size = n_samples if batch_size is None else min(
+            check_positive_int(batch_size, "batch_size"), n_samples)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            X_val, y_val = self._check_data(*validation_data, loss, "X_val", "y_val")
+        self.loss = loss
+        parameters = self.parameters()
+        history = History()
+        for epoch in range(epochs):
+            order = self.rng.permutation(n_samples) if shuffle else None
+            loss_sum, outputs = 0.0, []
+            for start in range(0, n_samples, batch_size):
+                batch = (slice(start, start + batch_size) if order is None
+                         else order[start:start + batch_size])
+                X_batch, y_batch = X[batch], y[batch]
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    out = self._forward(X_batch, training=True)
+                    value = loss.forward(out, y_batch)
+                    if not np.isfinite(value):
+                        self._diverged(f"the training loss became {value}", epoch, history)
+                    self.zero_grad()
+                    self.backward(loss.backward())
+                    if parameters and not all(np.isfinite(p.grad).all() for p in parameters):
+                        self._diverged("a gradient became NaN or infinite", epoch, history)
+                    if parameters:
+                        optimizer.step(parameters)
+                loss_sum += value * len(X_batch)
+                if metrics:
+                    outputs.append((out.copy(), batch))
+            scores = {"loss": loss_sum / n_samples}
+            if metrics:
+                # Running values over the epoch's batches, as Keras reports them.
+                out_all = np.concatenate([o for o, _ in outputs])
+                rows = np.concatenate([np.arange(n_samples)[b] for _, b in outputs])
+                scores.update(self._scores(out_all, y[rows], loss, metrics))
+            if validation_data is not None:
+                val = self._evaluate(X_val, y_val, loss, metrics)
+                scores.update({f"val_{k}": v for k, v in val.items()})
+            history.append(scores)
+            if verbose:
+                text = "  ".join(f"{k}={v:.4f}" for k, v in scores.items())
+                print(f"epoch {epoch + 1}/{epochs}  {text}", flush=True)
+        return history
+
+    def _diverged(self, what: str, epoch: int, history: History):
+        raise TrainingDivergedError(
+            f"{what} in epoch {epoch + 1}; training stopped and the model keeps its last finite "
+            "weights. Try a smaller learning rate, scaled inputs, or gradient clipping.",
+            history,
+        )
+
+    # -- evaluation and prediction -----------------------------------------------------------
+    def evaluate(self, X, y, loss=None, metrics: Sequence[str] | None = None) -> dict[str, float]:
+        """Loss and metrics on ``(X, y)`` in inference mode, e.g. ``{"loss": .., "accuracy": ..}``.
+
+        ``loss`` defaults to the one the model was last trained with.
+        """
+        loss = self._loss_or_last(loss)
+        self._check_loss_fits_output(loss)
+        X, y = self._check_data(X, y, loss, "X", "y")
+        return self._evaluate(X, y, loss, self._metric_names(metrics, loss))
+
+    def _evaluate(self, X, y, loss: Loss, metrics: list[str]) -> dict[str, float]:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self._forward(X, training=False)
+            scores = {"loss": loss.forward(out, y)}
+        scores.update(self._scores(out, y, loss, metrics))
+        return scores
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions for ``X``.
+
+        Class labels (n_samples,) for a multi-class model, 0/1 labels for a binary one (shape
+        (n_samples,) for a single output), and the network's output for regression (shape
+        (n_samples,) for a single output). The task comes from the loss the model was trained
+        with, or, before training, from its last layer (Softmax, Sigmoid, or anything else).
+        """
+        X = as_features(X, "X", self.dtype, self.n_inputs)
+        out = self._forward(X, training=False)
+        return self._decide(out)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities: (n_samples, n_classes) for multi-class, P(class 1) per output
+        column for binary. Raises for a regression model."""
+        X = as_features(X, "X", self.dtype, self.n_inputs)
+        return self._probabilities(self._forward(X, training=False))
+
+    def _task(self) -> str:
+        if self.loss is not None:
+            return self.loss.task
+        last = self.layers[-1]
+        return {Softmax: "multiclass", Sigmoid: "binary"}.get(type(last), "regression")
+
+    def _probabilities(self, out: np.ndarray) -> np.ndarray:
+        task = self._task()
+        if task == "regression":
+            raise ValueError("predict_proba is for classifiers; this model does regression")
+        logits = isinstance(self.loss, SoftmaxCrossEntropy) or (
+            isinstance(self.loss, BinaryCrossEntropy) and self.loss.from_logits)
+        if not logits:
+            return out
+        with np.errstate(over="ignore"):
+            if task == "binary":
+                return 1 / (1 + np.exp(-out))
+            exp = np.exp(out - out.max(axis=1, keepdims=True))
+            return exp / exp.sum(axis=1, keepdims=True)
+
+    def _decide(self, out: np.ndarray) -> np.ndarray:
+        task = self._task()
+        if task == "multiclass":
+            return out.argmax(axis=1)
+        if task == "binary":
+            labels = (self._probabilities(out) >= 0.5).astype(np.int64)
+            return labels.ravel() if labels.shape[1] == 1 else labels
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def _scores(self, out, y, loss: Loss, metrics: list[str]) -> dict[str, float]:
+        if not metrics:
+            return {}
+        scores = {}
+        for name in metrics:
+            if name == "accuracy":
+                if loss.task == "regression":
+                    raise ValueError("the accuracy metric needs a classification loss")
+                truth = y.argmax(axis=1) if (loss.task == "multiclass" and y.ndim == 2) else y
+                predicted = self._decide(out)
+                scores[name] = METRICS[name](truth.reshape(predicted.shape), predicted)
+            else:
+                scores[name] = METRICS[name](y, out)
+        return scores
+
+    # -- checks ------------------------------------------------------------------------------
+    def _loss_or_last(self, loss) -> Loss:
+        if loss is not None:
+            return get_loss(loss)
+        if self.loss is None:
+            raise ValueError("this model has not been trained yet: pass loss=... to evaluate")
+        return self.loss
+
+    def _check_loss_fits_output(self, loss: Loss) -> None:
+        last = self.layers[-1]
+        if isinstance(loss, SoftmaxCrossEntropy) and isinstance(last, (Softmax, Sigmoid)):
+            raise ValueError(
+                f"SoftmaxCrossEntropy takes logits, but the model ends with {last!r}; remove "
+                "that last layer (the loss applies the softmax itself, exactly and stably)"
+            )
+        if isinstance(loss, BinaryCrossEntropy):
+            if not loss.from_logits and not isinstance(last, Sigmoid):
+                raise ValueError(
+                    f"BinaryCrossEntropy() takes probabilities, but the model ends with "
+                    f"{last!r}; end it with Sigmoid() or use BinaryCrossEntropy(from_logits=True)"
+                )
+            if loss.from_logits and isinstance(last, Sigmoid):
+                raise ValueError(
+                    "BinaryCrossEntropy(from_logits=True) takes logits, but the model ends with "
+                    "Sigmoid(); remove it or use BinaryCrossEntropy()"
+                )
+
+    def _metric_names(self, metrics, loss: Loss) -> list[str]:
+        if metrics is None:
+            return [] if loss.task == "regression" else ["accuracy"]
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        for name in metrics:
+            if name not in METRICS:
+                raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)}")
+            if name == "accuracy" and loss.task == "regression":
+                raise ValueError(f"accuracy needs a classification loss, not {loss!r}")
+        return list(metrics)
+
+    def _check_data(self, X, y, loss: Loss, x_name: str, y_name: str):
+        X = as_features(X, x_name, self.dtype, self.n_inputs)
+        y = as_array(y, y_name)
+        check_same_length(X, y, x_name, y_name)
+        n_outputs = self.n_outputs
+        if isinstance(loss, SoftmaxCrossEntropy):
+            if y.ndim == 1:
+                return X, class_labels(y, n_outputs if n_outputs else int(y.max()) + 1)
+            y = y.astype(self.dtype, copy=False)
+            if n_outputs is not None and y.shape != (len(X), n_outputs):
+                raise ValueError(
+                    f"{y_name} must be labels of shape ({len(X)},) or one-hot rows of shape "
+                    f"({len(X)}, {n_outputs}), got shape {y.shape}"
+                )
+            check_finite(y, y_name)
+            return X, y
+        y = y.astype(self.dtype, copy=False)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if n_outputs is not None and y.shape[1:] != (n_outputs,):
+            raise ValueError(
+                f"{y_name} has shape {y.shape} but the model has {n_outputs} output(s); targets "
+                f"must have shape ({len(X)}, {n_outputs})"
+                + (" or 1-D" if n_outputs == 1 else "")
+            )
+        check_finite(y, y_name)
+        if isinstance(loss, BinaryCrossEntropy) and (y.min() < 0 or y.max() > 1):
+            raise ValueError(
+                f"{y_name} must hold 0/1 labels (or probabilities in [0, 1]) for "
+                f"BinaryCrossEntropy, got values from {y.min()} to {y.max()}"
+            )
+        return X, y
+
+
+def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
+    """Check that each layer's input width matches the previous output; return (in, out)."""
+    n_inputs = width = None
+    for i, layer in enumerate(layers):
+        if layer.n_inputs is not None:
+            if width is not None and layer.n_inputs != width:
+                raise ValueError(
+                    f"layer {i} {layer!r} expects {layer.n_inputs} inputs but the layer before "
+                    f"it gives {width}; the sizes of consecutive layers must chain"
+                )
+            if n_inputs is None and width is None:
+                n_inputs = layer.n_inputs
+        if layer.n_outputs is not None:
+            width = layer.n_outputs
+    return n_inputs, width

@@ -1,0 +1,74 @@
+"""Pictures of what a network learned. Needs matplotlib (``pip install "bprop[plot]"``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # draw to files; works without a display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(
+            'drawing pictures needs matplotlib: pip install "bprop[plot]" (or matplotlib)'
+        ) from None
+    return plt
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported (pictures are skipped, with a message, when not)."""
+    try:
+        _pyplot()
+    except ImportError:
+        return False
+    return True
+
+
+def plot_decision_boundary(predict, X: np.ndarray, y: np.ndarray, path, title: str = "",
+                           resolution: int = 300) -> Path:
+    """Colour the plane by ``predict`` (a function of (n, 2) points) and scatter ``(X, y)``.
+
+    Writes a PNG to ``path`` and returns the path.
+    """
+    plt = _pyplot()
+    X = np.asarray(X)
+    margin = 0.1 * (X.max(axis=0) - X.min(axis=0)) + 1e-9
+    low, high = X.min(axis=0) - margin, X.max(axis=0) + margin
+    xx, yy = np.meshgrid(np.linspace(low[0], high[0], resolution),
+                         np.linspace(low[1], high[1], resolution))
+    zz = np.asarray(predict(np.column_stack([xx.ravel(), yy.ravel()]))).reshape(xx.shape)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.contourf(xx, yy, zz, alpha=0.3, cmap="coolwarm")
+    ax.scatter(X[:, 0], X[:, 1], c=np.ravel(y), cmap="coolwarm", s=12, edgecolors="k",
+               linewidths=0.3)
+    ax.set_title(title)
+    return _save(fig, plt, path)
+
+
+def plot_fit(x: np.ndarray, y: np.ndarray, y_fit: np.ndarray, path, title: str = "") -> Path:
+    """Scatter the data ``(x, y)`` and draw the fitted curve ``y_fit`` over it; write a PNG."""
+    plt = _pyplot()
+    x = np.ravel(x)
+    order = np.argsort(x)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(x, np.ravel(y), s=8, label="data", color="tab:blue")
+    ax.plot(x[order], np.ravel(y_fit)[order], color="tab:red", label="network")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend()
+    ax.set_title(title)
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
