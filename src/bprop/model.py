@@ -100,7 +100,8 @@ class Sequential:
             raise TypeError("layers must be a list of layers, e.g. [Dense(2, 4), ReLU()]")
         for i, layer in enumerate(layers):
             if isinstance(layer, type) and issubclass(layer, Layer):
-                raise TypeError(f"layer {i} is the class {layer.__name__}; write {layer.__name__}()")
+                name = layer.__name__
+                raise TypeError(f"layer {i} is the class {name}; write {name}()")
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} is {layer!r}, which is not a bprop Layer")
         if not layers:
@@ -230,7 +231,8 @@ class Sequential:
         self._check_loss_fits_output(loss)
         optimizer = SGD(lr=0.01) if optimizer is None else optimizer
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
+            raise TypeError(
+                f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
         epochs = check_positive_int(epochs, "epochs")
         metrics = self._metric_names(metrics, loss)
         X, y = self._check_data(X, y, loss, "X", "y")

@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_array, as_features, check_positive_float, check_positive_int
-from ._checks import check_same_length
+from ._checks import (
+    as_array,
+    as_features,
+    check_positive_float,
+    check_positive_int,
+    check_same_length,
+)
 from .metrics import accuracy
 
 
@@ -77,7 +82,7 @@ class Perceptron:
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """Signed score :math:`w \\cdot x + b` of each sample; positive means class ``classes_[1]``."""
+        """Signed score :math:`w \\cdot x + b` per sample; positive means ``classes_[1]``."""
         if not hasattr(self, "weights_"):
             raise RuntimeError("this Perceptron is not fitted yet; call fit(X, y) first")
         X = as_features(X, "X", np.float64, len(self.weights_))

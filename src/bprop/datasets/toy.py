@@ -48,7 +48,8 @@ def make_planar(n_samples: int = 400, petals: int = 4, noise: float = 0.2,
     :math:`t` and :math:`r`, so the classes interleave as alternating petals: no straight line
     separates them, a small tanh network does (about 90% accuracy).
 
-    Returns ``X`` of shape (n_samples, 2) and ``y`` of shape (n_samples,) with labels 0/1.
+    Returns ``X`` of shape (n_samples, 2) and ``y`` of shape (n_samples,) with labels 0/1,
+    sorted by class (shuffle before splitting off a test set).
 
     >>> X, y = make_planar()
     >>> X.shape, int(y.sum())

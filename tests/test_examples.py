@@ -1,0 +1,58 @@
+"""The seed tutorials under examples/, run with the criteria the tutorials set."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_single_layer_reproduces_the_tutorials_printed_outputs():
+    example = load("single_layer")
+    result = example.run()
+    np.testing.assert_allclose(result["output"], example.TUTORIAL_OUTPUT, atol=1e-6, rtol=0)
+    assert result["max_deviation"] < 0.02
+
+
+def test_xor_network_reaches_mean_absolute_error_below_one_percent():
+    result = load("xor").run()
+    assert result["mean_abs_error"] < 0.01
+    # The tutorial's own printed error trajectory, from its own initial weights.
+    np.testing.assert_allclose(result["errors"][:2], [0.496410031903, 0.00858452565325],
+                               rtol=1e-6)
+
+
+def test_planar_flower_reaches_ninety_percent():
+    assert load("planar").run()["accuracy"] >= 0.90
+
+
+def test_quadratic_fit_has_r2_above_099():
+    assert load("quadratic").run()["r2"] >= 0.99
+
+
+def test_perceptron_separates_separable_data():
+    result = load("perceptron").run()
+    assert result["accuracy"] == 1.0 and result["model"].converged_
+
+
+def test_seed_demos_script_runs_and_draws_pictures(tmp_path):
+    pytest.importorskip("matplotlib")
+    done = subprocess.run([sys.executable, str(EXAMPLES / "seed_demos.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "R^2 = 0.99" in done.stdout and "training accuracy 100%" in done.stdout
+    for name in ("planar", "quadratic", "perceptron"):
+        picture = tmp_path / f"{name}.png"
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert picture.stat().st_size > 5_000
