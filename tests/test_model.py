@@ -77,7 +77,7 @@ def test_fit_learns_and_reports_history_with_validation():
     history = model.fit(X[:60], y[:60], loss="softmax_cross_entropy",
                         optimizer=bp.SGD(lr=0.1, momentum=0.9), epochs=30, batch_size=10,
                         validation_data=(X[60:], y[60:]))
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 30 for v in history.history.values())
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["val_accuracy"][-1] > 0.9

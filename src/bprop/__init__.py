@@ -10,9 +10,13 @@
 """
 
 from . import datasets, plotting
+from .callbacks import Callback, EarlyStopping
 from .gradcheck import GradcheckReport, gradcheck
+from .io import ModelFileError, load, save
 from .layers import (
+    BatchNorm,
     Dense,
+    Dropout,
     Identity,
     Layer,
     LeakyReLU,
@@ -25,39 +29,62 @@ from .layers import (
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .metrics import accuracy, mean_absolute_error, mean_squared_error, r2_score
 from .model import History, Sequential, TrainingDivergedError
-from .optim import SGD, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm, clip_grad_value
 from .parameter import Parameter
 from .perceptron import Perceptron
+from .regularizers import L1, L1L2, L2, Regularizer
+from .schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MSE",
-    "SGD",
+    "Adam",
+    "AdamW",
+    "BatchNorm",
     "BinaryCrossEntropy",
+    "Callback",
+    "CosineLR",
     "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "ExponentialLR",
     "GradcheckReport",
     "History",
     "Identity",
+    "L1",
+    "L1L2",
+    "L2",
     "Layer",
     "LeakyReLU",
     "Loss",
+    "MSE",
+    "ModelFileError",
     "Optimizer",
     "Parameter",
     "Perceptron",
+    "RMSProp",
     "ReLU",
+    "ReduceLROnPlateau",
+    "Regularizer",
+    "SGD",
+    "Schedule",
     "Sequential",
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "StepLR",
     "Tanh",
     "TrainingDivergedError",
     "accuracy",
     "activation",
+    "clip_grad_norm",
+    "clip_grad_value",
     "datasets",
-    "plotting",
     "gradcheck",
+    "load",
     "mean_absolute_error",
     "mean_squared_error",
+    "plotting",
     "r2_score",
+    "save",
 ]

@@ -18,6 +18,9 @@ The objective is
   :math:`R`, so ``backward(R)`` gives its exact gradient;
 * for a :class:`~bprop.losses.Loss`: the loss itself, as a function of the predictions;
 * for a :class:`~bprop.Sequential`: the given loss of the model's output.
+
+Layers that draw random numbers while training (Dropout) have their generators rewound before
+every forward pass, so the whole check sees one fixed mask.
 """
 
 from __future__ import annotations
@@ -105,15 +108,31 @@ def gradcheck(target, *inputs, loss=None, step: float = 1e-6, seed: int = 0,
     raise TypeError(f"gradcheck takes a Layer, Loss or Sequential, got {type(target).__name__}")
 
 
+def _fix_randomness(layers: list[Layer]) -> Callable[[], None]:
+    """Return a function that rewinds the layers' generators, so that every forward pass
+    of the check draws the same Dropout masks."""
+    generators = {id(layer.rng): layer.rng for layer in layers if layer.rng is not None}
+    states = {key: g.bit_generator.state for key, g in generators.items()}
+
+    def rewind() -> None:
+        for key, generator in generators.items():
+            generator.bit_generator.state = states[key]
+
+    return rewind
+
+
 def _check_layer(layer: Layer, x, *, step, seed, check_input, training) -> GradcheckReport:
     layer = copy.deepcopy(layer).build(seed, dtype="float64")
     x = np.array(x, dtype=np.float64)
+    rewind = _fix_randomness([layer])
     projection = np.random.default_rng(seed).standard_normal(layer.forward(x, training).shape)
 
     def objective() -> float:
+        rewind()
         return float(np.sum(layer.forward(x, training) * projection))
 
     def analytic() -> np.ndarray:
+        rewind()
         layer.zero_grad()
         layer.forward(x, training)
         return layer.backward(projection)
@@ -140,11 +159,14 @@ def _check_model(model: Sequential, X, y, *, loss, step, check_input, training) 
     model = model.astype("float64")
     X = np.array(X, dtype=np.float64)
     _, y = model._check_data(X, y, loss, "X", "y")
+    rewind = _fix_randomness(model.layers)
 
     def objective() -> float:
+        rewind()
         return loss.forward(model._forward(X, training), y)
 
     def analytic() -> np.ndarray:
+        rewind()
         model.zero_grad()
         loss.forward(model._forward(X, training), y)
         return model.backward(loss.backward())

@@ -36,9 +36,13 @@ class Layer:
 
     n_inputs: int | None = None
     n_outputs: int | None = None
+    #: the generator a layer that draws random numbers at run time (Dropout) uses
+    rng: np.random.Generator | None = None
 
     def __init__(self) -> None:
         self.params: dict[str, Parameter] = {}
+        # State that is saved with the model but not learned by gradient (running statistics).
+        self.buffers: dict[str, np.ndarray] = {}
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -66,6 +70,8 @@ class Layer:
         for param in self.params.values():
             if param.dtype != dtype:
                 param.astype(dtype)
+        for name, buffer in self.buffers.items():
+            self.buffers[name] = buffer.astype(dtype, copy=False)
         return self
 
     def get_config(self) -> dict:
@@ -372,6 +378,156 @@ class Softmax(Activation):
         return out * (grad_out - (grad_out * out).sum(axis=1, keepdims=True))
 
 
+class Dropout(Layer):
+    r"""Inverted dropout: while training, zero each input with probability ``p`` and scale the
+    survivors by :math:`1/(1-p)`, so that the expected output equals the input.
+
+    .. math::
+        \text{out} = x \odot m, \quad m_{ij} = \frac{[u_{ij} \ge p]}{1 - p},\
+        u_{ij} \sim U[0, 1); \qquad \frac{\partial L}{\partial x} = g \odot m
+
+    The backward pass multiplies by the *same* mask the forward pass drew. At inference
+    (``training=False``) the layer is the identity. The mask is drawn from the generator the
+    layer was built with: the model's seeded one inside a :class:`~bprop.Sequential`.
+
+    >>> layer = Dropout(0.5).build(0)
+    >>> out = layer.forward(np.ones((2, 4)), training=True)
+    >>> sorted(set(out.ravel().tolist()))
+    [0.0, 2.0]
+    >>> bool((layer.backward(np.ones((2, 4))) == out).all())
+    True
+    >>> layer.forward(np.ones((1, 2)))
+    array([[1., 1.]])
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"dropout probability p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self._mask: np.ndarray | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    def build(self, rng: np.random.Generator | int | None = None, dtype="float64") -> Dropout:
+        self.rng = np.random.default_rng(rng)
+        return super().build(rng, dtype)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._shape = x.shape
+        if not training or self.p == 0:
+            self._mask = None
+            return x
+        if self.rng is None:
+            raise RuntimeError(
+                f"{self!r} has no random generator: put it in a Sequential or call build(seed)")
+        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        self._mask = keep.astype(x.dtype)
+        self._mask *= 1 / (1 - self.p)
+        return x * self._mask
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self._shape is None:
+            raise RuntimeError(f"{self!r}: backward() was called before forward()")
+        if grad_out.shape != self._shape:
+            raise ValueError(f"{self!r}: grad_out has shape {grad_out.shape}, expected "
+                             f"{self._shape}")
+        return grad_out if self._mask is None else grad_out * self._mask
+
+    def get_config(self) -> dict:
+        return {"p": self.p}
+
+
+class BatchNorm(Layer):
+    r"""Batch normalisation (Ioffe & Szegedy, 2015) over the features of a (m, n) batch.
+
+    Training (:math:`\mu, \sigma^2` the batch mean and biased variance of each feature):
+
+    .. math::
+        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad
+        \text{out} = \gamma \hat x + \beta
+
+    and the running statistics move towards the batch's, PyTorch's way:
+    :math:`r_\mu \leftarrow (1-k) r_\mu + k\mu`, :math:`r_{\sigma^2} \leftarrow (1-k)
+    r_{\sigma^2} + k\,\sigma^2 m/(m-1)` with :math:`k` = ``momentum``. At inference the
+    running statistics replace the batch's, so a sample's output does not depend on its batch.
+
+    The full backward pass, in training mode, accounts for :math:`\mu` and :math:`\sigma^2`
+    depending on every sample of the batch (with :math:`d = g\,\gamma`, means over the batch):
+
+    .. math::
+        \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2+\epsilon}}
+        \Big(d - \overline{d} - \hat x\,\overline{d \hat x}\Big), \quad
+        \frac{\partial L}{\partial \gamma} = \textstyle\sum g\hat x, \quad
+        \frac{\partial L}{\partial \beta} = \textstyle\sum g
+
+    :math:`\gamma` (``"weight"``, starts at 1) and :math:`\beta` (``"bias"``, starts at 0)
+    are exempt from weight penalties.
+
+    >>> layer = BatchNorm(2)
+    >>> out = layer.forward(np.array([[1.0, 10.0], [3.0, 30.0]]), training=True)
+    >>> out.round(4)
+    array([[-1., -1.],
+           [ 1.,  1.]])
+    >>> layer.buffers["running_mean"]
+    array([0.2, 2. ])
+    """
+
+    def __init__(self, n_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.n_inputs = self.n_outputs = check_positive_int(n_features, "n_features")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.eps = check_positive_float(eps, "eps")
+        self.params["weight"] = Parameter(np.ones(self.n_inputs), decay=False)
+        self.params["bias"] = Parameter(np.zeros(self.n_inputs), decay=False)
+        self.buffers["running_mean"] = np.zeros(self.n_inputs)
+        self.buffers["running_var"] = np.ones(self.n_inputs)
+        self._x_hat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+        self._training = False
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(f"{self!r} expects input of shape (m, {self.n_inputs}), got {x.shape}")
+        gamma, beta = self.params["weight"].value, self.params["bias"].value
+        if training:
+            m = x.shape[0]
+            if m < 2:
+                raise ValueError(
+                    f"{self!r} needs at least 2 samples per batch while training (got 1): the "
+                    "variance of one sample is undefined; use a larger batch_size"
+                )
+            mean = x.mean(axis=0)
+            centered = x - mean
+            var = np.mean(centered * centered, axis=0)
+            k = self.momentum
+            self.buffers["running_mean"] *= 1 - k
+            self.buffers["running_mean"] += k * mean
+            self.buffers["running_var"] *= 1 - k
+            self.buffers["running_var"] += (k * m / (m - 1)) * var
+        else:
+            centered = x - self.buffers["running_mean"]
+            var = self.buffers["running_var"]
+        self._inv_std = 1 / np.sqrt(var + self.eps)
+        self._x_hat = centered * self._inv_std
+        self._training = training
+        return self._x_hat * gamma + beta
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self._check_grad_out(grad_out, self._x_hat)
+        x_hat = self._x_hat
+        self.params["weight"].grad += (grad_out * x_hat).sum(axis=0)
+        self.params["bias"].grad += grad_out.sum(axis=0)
+        d = grad_out * self.params["weight"].value
+        if not self._training:  # running statistics are constants
+            return d * self._inv_std
+        return self._inv_std * (d - d.mean(axis=0) - x_hat * (d * x_hat).mean(axis=0))
+
+    def get_config(self) -> dict:
+        return {"n_features": self.n_inputs, "momentum": self.momentum, "eps": self.eps}
+
+
 ACTIVATIONS = {
     "identity": Identity,
     "sigmoid": Sigmoid,
@@ -385,3 +541,7 @@ ACTIVATIONS = {
 def activation(name: str) -> Activation:
     """Create an activation layer by name (``"relu"``, ``"tanh"``, ...)."""
     return ACTIVATIONS[check_choice(name, "activation", tuple(ACTIVATIONS))]()
+
+
+LAYERS = {cls.__name__: cls for cls in
+          (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, Dropout, BatchNorm)}

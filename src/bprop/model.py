@@ -12,7 +12,7 @@ The explicit loop that ``fit`` runs for every mini-batch is::
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,14 +21,18 @@ from ._checks import (
     as_features,
     as_float_dtype,
     check_finite,
+    check_positive_float,
     check_positive_int,
     check_same_length,
 )
+from .callbacks import Callback
 from .layers import Layer, Sigmoid, Softmax
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, class_labels, get_loss
 from .metrics import METRICS
-from .optim import SGD, Optimizer
-from .parameter import Parameter, pack
+from .optim import SGD, Optimizer, clip_grad_norm, clip_grad_value
+from .parameter import Parameter, flat_views, pack
+from .regularizers import Regularizer
+from .schedules import Schedule
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -112,6 +116,8 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.n_inputs, self.n_outputs = _chain_sizes(self.layers)
         self.loss: Loss | None = None
+        self.training = False
+        self.stop_training = False
         for layer in self.layers:
             layer.build(self.rng, self.dtype)
         self._pack()
@@ -121,10 +127,14 @@ class Sequential:
         self._buffer = pack(parameters) if parameters else None
 
     # -- the two passes ----------------------------------------------------------------------
-    def forward(self, x, training: bool = False) -> np.ndarray:
-        """Output of the network for input ``x`` of shape (m, n_inputs)."""
+    def forward(self, x, training: bool | None = None) -> np.ndarray:
+        """Output of the network for input ``x`` of shape (m, n_inputs).
+
+        ``training`` switches Dropout and BatchNorm to their training behaviour; None (the
+        default) uses the model's mode, set by :meth:`train` and :meth:`eval` (eval at first).
+        """
         x = as_features(x, "x", self.dtype, self.n_inputs)
-        return self._forward(x, training)
+        return self._forward(x, self.training if training is None else training)
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         for layer in self.layers:
@@ -143,6 +153,16 @@ class Sequential:
 
     __call__ = forward
 
+    def train(self) -> Sequential:
+        """Switch to training mode (Dropout drops, BatchNorm uses batch statistics)."""
+        self.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        """Switch to inference mode (Dropout is the identity, BatchNorm uses running stats)."""
+        self.training = False
+        return self
+
     # -- parameters --------------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
         return [p for layer in self.layers for p in layer.parameters()]
@@ -160,6 +180,39 @@ class Sequential:
         else:
             for layer in self.layers:
                 layer.zero_grad()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by name (``"0.weight"``, ``"3.running_mean"``)."""
+        state = {name: p.value.copy() for name, p in self.named_parameters()}
+        for i, layer in enumerate(self.layers):
+            state.update({f"{i}.{name}": b.copy() for name, b in layer.buffers.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Set parameters and buffers from :meth:`state_dict` output (names must match)."""
+        expected = {name: p.shape for name, p in self.named_parameters()}
+        for i, layer in enumerate(self.layers):
+            expected.update({f"{i}.{name}": b.shape for name, b in layer.buffers.items()})
+        if set(state) != set(expected):
+            missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise ValueError(f"state does not fit this model: missing {missing}, "
+                             f"unexpected {extra}")
+        for name, shape in expected.items():
+            if np.shape(state[name]) != shape:
+                raise ValueError(f"{name} has shape {np.shape(state[name])} in the state but "
+                                 f"{shape} in the model")
+        for name, param in self.named_parameters():
+            param.value = state[name]
+        for i, layer in enumerate(self.layers):
+            for name in layer.buffers:
+                layer.buffers[name][...] = state[f"{i}.{name}"]
+
+    def save(self, path, optimizer: Optimizer | None = None) -> None:
+        """Write the model (and optionally ``optimizer``'s state) to one file; see
+        :func:`bprop.save`."""
+        from .io import save
+
+        save(self, path, optimizer=optimizer)
 
     def astype(self, dtype) -> Sequential:
         """A copy of the model (same weights) computing in ``dtype``."""
@@ -200,6 +253,11 @@ class Sequential:
         shuffle: bool = True,
         validation_data: tuple | None = None,
         metrics: Sequence[str] | None = None,
+        regularizer: Regularizer | None = None,
+        clip_value: float | None = None,
+        clip_norm: float | None = None,
+        schedule: Schedule | None = None,
+        callbacks: Sequence[Callback | Callable] = (),
         verbose: int = 0,
     ) -> History:
         """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
@@ -212,13 +270,22 @@ class Sequential:
             values of shape (n_samples, n_outputs) (or (n_samples,) for one output) for
             :class:`MSE`.
         loss : Loss or name ("mse", "bce", "softmax_cross_entropy")
-        optimizer : Optimizer, default ``SGD(lr=0.01)``
+        optimizer : Optimizer, default ``SGD(lr=0.01)``. Its state (momentum, moments)
+            carries over to the next ``fit`` call with the same optimizer.
         epochs : passes over the data.
         batch_size : samples per gradient step; None for the whole set at once.
         shuffle : reshuffle the samples every epoch (with the model's generator).
         validation_data : ``(X_val, y_val)`` evaluated after every epoch.
         metrics : names from ``"accuracy"``, ``"mae"``, ``"mse"``, ``"r2"``; by default
             accuracy for classification losses and none for regression.
+        regularizer : :class:`~bprop.L1`, :class:`~bprop.L2` or :class:`~bprop.L1L2`; its
+            penalty is included in the reported training loss and in the gradient.
+        clip_value, clip_norm : clip each gradient element to ``[-clip_value, clip_value]``
+            and/or rescale the gradients to a global L2 norm of at most ``clip_norm``, before
+            every step.
+        schedule : a learning-rate schedule built on ``optimizer``, stepped after every epoch.
+        callbacks : :class:`~bprop.Callback` objects or functions ``f(epoch, history)``;
+            returning True stops training (so does setting ``model.stop_training = True``).
         verbose : 0 silent, 1 one line per epoch.
 
         Raises
@@ -233,61 +300,99 @@ class Sequential:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
                 f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
+        if schedule is not None and getattr(schedule, "optimizer", None) is not optimizer:
+            raise ValueError("the schedule was built on a different optimizer than the one "
+                             "given to fit; build it on the same one")
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
+            raise TypeError(f"regularizer must be L1, L2 or L1L2, got {regularizer!r}")
+        clip_value = None if clip_value is None else check_positive_float(clip_value, "clip_value")
+        clip_norm = None if clip_norm is None else check_positive_float(clip_norm, "clip_norm")
+        callbacks = list(callbacks)
+        for callback in callbacks:
+            if not (isinstance(callback, Callback) or callable(callback)):
+                raise TypeError(f"a callback must be a Callback or a function, got {callback!r}")
         epochs = check_positive_int(epochs, "epochs")
         metrics = self._metric_names(metrics, loss)
         X, y = self._check_data(X, y, loss, "X", "y")
-        n_samples = len(X)
-        batch_size = n_samples if batch_size is None else min(
-            check_positive_int(batch_size, "batch_size"), n_samples)
+        batch_size = len(X) if batch_size is None else min(
+            check_positive_int(batch_size, "batch_size"), len(X))
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val)")
             X_val, y_val = self._check_data(*validation_data, loss, "X_val", "y_val")
         self.loss = loss
-        parameters = self.parameters()
+        self.stop_training = False
         history = History()
-        for epoch in range(epochs):
-            order = self.rng.permutation(n_samples) if shuffle else None
-            loss_sum, outputs = 0.0, []
-            for start in range(0, n_samples, batch_size):
-                batch = (slice(start, start + batch_size) if order is None
-                         else order[start:start + batch_size])
-                X_batch, y_batch = X[batch], y[batch]
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    out = self._forward(X_batch, training=True)
-                    value = loss.forward(out, y_batch)
-                    if not np.isfinite(value):
-                        self._diverged(f"the training loss became {value}", epoch, history)
-                    self.zero_grad()
-                    self.backward(loss.backward())
-                    if parameters and not all(np.isfinite(p.grad).all() for p in parameters):
-                        self._diverged("a gradient became NaN or infinite", epoch, history)
-                    if parameters:
-                        optimizer.step(parameters)
-                loss_sum += value * len(X_batch)
-                if metrics:
-                    outputs.append((out.copy(), batch))
-            scores = {"loss": loss_sum / n_samples}
-            if metrics:
-                # Running values over the epoch's batches, as Keras reports them.
-                out_all = np.concatenate([o for o, _ in outputs])
-                rows = np.concatenate([np.arange(n_samples)[b] for _, b in outputs])
-                scores.update(self._scores(out_all, y[rows], loss, metrics))
-            if validation_data is not None:
-                val = self._evaluate(X_val, y_val, loss, metrics)
-                scores.update({f"val_{k}": v for k, v in val.items()})
-            history.append(scores)
-            if verbose:
-                text = "  ".join(f"{k}={v:.4f}" for k, v in scores.items())
-                print(f"epoch {epoch + 1}/{epochs}  {text}", flush=True)
+        step = _TrainingStep(self, loss, optimizer, regularizer, clip_value, clip_norm)
+        for callback in callbacks:
+            if isinstance(callback, Callback):
+                callback.on_train_begin(self)
+        was_training = self.training
+        try:
+            for epoch in range(epochs):
+                scores = self._train_epoch(X, y, step, batch_size, shuffle, metrics,
+                                           epoch, history)
+                if validation_data is not None:
+                    val = self._evaluate(X_val, y_val, loss, metrics)
+                    scores.update({f"val_{k}": v for k, v in val.items()})
+                scores["lr"] = optimizer.lr
+                history.append(scores)
+                if verbose:
+                    text = "  ".join(f"{k}={v:.4g}" for k, v in scores.items())
+                    print(f"epoch {epoch + 1}/{epochs}  {text}", flush=True)
+                if schedule is not None:
+                    schedule.step(self._monitored(schedule, history))
+                for callback in callbacks:
+                    hook = callback.on_epoch_end if isinstance(callback, Callback) else callback
+                    if hook(epoch, history):
+                        self.stop_training = True
+                if self.stop_training:
+                    break
+        finally:
+            self.training = was_training
+        for callback in callbacks:
+            if isinstance(callback, Callback):
+                callback.on_train_end(self)
         return history
 
-    def _diverged(self, what: str, epoch: int, history: History):
-        raise TrainingDivergedError(
-            f"{what} in epoch {epoch + 1}; training stopped and the model keeps its last finite "
-            "weights. Try a smaller learning rate, scaled inputs, or gradient clipping.",
-            history,
-        )
+    def _train_epoch(self, X, y, step: _TrainingStep, batch_size: int, shuffle: bool,
+                     metrics: list[str], epoch: int, history: History) -> dict[str, float]:
+        """One pass over the data in mini-batches; the epoch's running loss and metrics."""
+        n_samples = len(X)
+        order = self.rng.permutation(n_samples) if shuffle else None
+        loss_sum, outputs = 0.0, []
+        for start in range(0, n_samples, batch_size):
+            batch = (slice(start, start + batch_size) if order is None
+                     else order[start:start + batch_size])
+            try:
+                out, value = step(X[batch], y[batch])
+            except FloatingPointError as error:
+                raise TrainingDivergedError(
+                    f"{error} in epoch {epoch + 1}; training stopped and the model keeps its "
+                    "last finite weights. Try a smaller learning rate, scaled inputs, or "
+                    "gradient clipping (clip_norm=...).", history) from None
+            loss_sum += value * len(out)
+            if metrics:
+                outputs.append((out.copy(), batch))
+        scores = {"loss": loss_sum / n_samples}
+        if metrics:
+            # Running values over the epoch's batches, as Keras reports them.
+            out_all = np.concatenate([o for o, _ in outputs])
+            rows = np.concatenate([np.arange(n_samples)[b] for _, b in outputs])
+            scores.update(self._scores(out_all, y[rows], step.loss, metrics))
+        return scores
+
+    @staticmethod
+    def _monitored(schedule: Schedule, history: History) -> float | None:
+        monitor = getattr(schedule, "monitor", None)
+        if monitor is None:
+            return None
+        if monitor not in history:
+            raise ValueError(
+                f"{type(schedule).__name__} monitors {monitor!r} but the history has only "
+                f"{sorted(history.history)}; pass validation_data to fit or monitor='loss'"
+            )
+        return history[monitor][-1]
 
     # -- evaluation and prediction -----------------------------------------------------------
     def evaluate(self, X, y, loss=None, metrics: Sequence[str] | None = None) -> dict[str, float]:
@@ -457,3 +562,50 @@ def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
         if layer.n_outputs is not None:
             width = layer.n_outputs
     return n_inputs, width
+
+
+class _TrainingStep:
+    """One gradient step on a mini-batch: the explicit loop of this module's docstring, plus
+    the optional penalty and gradient clipping. Raises FloatingPointError, before any
+    parameter or statistic is changed for good, if the loss or a gradient is not finite."""
+
+    def __init__(self, model: Sequential, loss: Loss, optimizer: Optimizer,
+                 regularizer: Regularizer | None, clip_value: float | None,
+                 clip_norm: float | None) -> None:
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.regularizer, self.clip_value, self.clip_norm = regularizer, clip_value, clip_norm
+        self.parameters = model.parameters()
+        self.buffers = [b for layer in model.layers for b in layer.buffers.values()]
+
+    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray) -> tuple[np.ndarray, float]:
+        model, parameters = self.model, self.parameters
+        # Running statistics change during the forward pass; keep them to undo a bad batch.
+        saved_buffers = [b.copy() for b in self.buffers]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = model._forward(X_batch, training=True)
+            value = self.loss.forward(out, y_batch)
+            if self.regularizer is not None:
+                value += self.regularizer.forward(parameters)
+            if not np.isfinite(value):
+                self._restore(saved_buffers)
+                raise FloatingPointError(f"the training loss became {value}")
+            model.zero_grad()
+            model.backward(self.loss.backward())
+            if not parameters:
+                return out, value
+            if self.regularizer is not None:
+                self.regularizer.backward(parameters)
+            _, grads = flat_views(parameters)
+            if not np.isfinite(grads).all():
+                self._restore(saved_buffers)
+                raise FloatingPointError("a gradient became NaN or infinite")
+            if self.clip_value is not None:
+                clip_grad_value(parameters, self.clip_value)
+            if self.clip_norm is not None:
+                clip_grad_norm(parameters, self.clip_norm)
+            self.optimizer.step(parameters)
+        return out, value
+
+    def _restore(self, saved: list[np.ndarray]) -> None:
+        for buffer, copy_ in zip(self.buffers, saved, strict=True):
+            buffer[...] = copy_

@@ -7,9 +7,17 @@ An optimizer is created without parameters and applied to them with ``step``::
 
 It sees only parameters (a value and its gradient), never layers. Each step works on the flat
 views of all parameters given (see :func:`bprop.parameter.flat_views`), so one update of a
-whole network is a few vectorised array operations. Per-parameter state (momentum buffers)
-lives in the optimizer, keyed by the set of parameters it was stepped with, and survives
-across ``fit`` calls.
+whole network is a few vectorised array operations. Per-parameter state (momentum buffers,
+moment estimates) lives in the optimizer, keyed by the set of parameters it was stepped with,
+and survives across ``fit`` calls.
+
+Weight decay applies to the parameters marked ``decay=True`` (weights), not to biases or
+normalisation parameters. PyTorch applies an optimizer's ``weight_decay`` to every parameter
+it is given; the same update is PyTorch with two parameter groups, weights with the decay and
+the rest with ``weight_decay=0`` (which is how the tests compare the two).
+
+Gradient clipping (:func:`clip_grad_value`, :func:`clip_grad_norm`) rewrites gradients in place
+before a step.
 """
 
 from __future__ import annotations
@@ -23,30 +31,80 @@ from .parameter import Parameter, flat_views
 
 
 class Optimizer:
-    """Base class: subclasses implement :meth:`update` on flat value/gradient arrays."""
+    """Base class: subclasses implement :meth:`update` on flat value/gradient arrays.
 
-    def __init__(self, lr: float) -> None:
+    ``lr`` is a plain attribute: learning-rate schedules (:mod:`bprop.schedules`) change it
+    between steps.
+    """
+
+    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
         self.lr = check_positive_float(lr, "lr")
+        self.weight_decay = check_positive_float(weight_decay, "weight_decay", allow_zero=True)
         self._states: dict[tuple[int, ...], dict] = {}
 
     def step(self, parameters: Iterable[Parameter]) -> None:
         """Apply one update to ``parameters`` using their current ``grad``."""
         parameters = list(parameters)
         values, grads = flat_views(parameters)
-        key = tuple(id(p) for p in parameters)
-        state = self._states.get(key)
-        if state is None or state["values"] is not values.base:
-            # Holding the parameters keeps their ids from being reused by new objects.
-            state = {"parameters": parameters, "values": values.base, "step": 0}
-            self._states[key] = state
+        state = self._state(parameters, values)
         state["step"] += 1
         self.update(values, grads, state)
+
+    def _state(self, parameters: list[Parameter], values: np.ndarray) -> dict:
+        key = tuple(id(p) for p in parameters)
+        state = self._states.get(key)
+        if state is None:
+            mask = None
+            if not all(p.decay for p in parameters):
+                mask = np.concatenate([np.full(p.size, p.decay, dtype=values.dtype)
+                                       for p in parameters])
+            # Holding the parameters keeps their ids from being reused by new objects.
+            state = {"parameters": parameters, "step": 0, "decay_mask": mask, "arrays": {}}
+            self._states[key] = state
+        return state
+
+    def _buffer(self, state: dict, name: str, like: np.ndarray) -> np.ndarray:
+        """The state array ``name`` (zeros of ``like``'s shape the first time)."""
+        arrays = state["arrays"]
+        if name not in arrays:
+            arrays[name] = np.zeros_like(like)
+        return arrays[name]
+
+    @staticmethod
+    def _decayed(values: np.ndarray, state: dict) -> np.ndarray:
+        """``values`` with the entries of parameters exempt from weight decay set to zero."""
+        mask = state["decay_mask"]
+        return values if mask is None else values * mask
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
         raise NotImplementedError
 
+    # -- state, for saving and restoring -----------------------------------------------------
+    def state_dict(self, parameters: Iterable[Parameter]) -> dict:
+        """The step count and state arrays kept for ``parameters`` (copies)."""
+        parameters = list(parameters)
+        state = self._states.get(tuple(id(p) for p in parameters))
+        if state is None:
+            return {"step": 0, "arrays": {}}
+        return {"step": state["step"],
+                "arrays": {k: v.copy() for k, v in state["arrays"].items()}}
+
+    def load_state_dict(self, parameters: Iterable[Parameter], saved: dict) -> None:
+        """Restore state saved by :meth:`state_dict` for the same parameter layout."""
+        parameters = list(parameters)
+        values, _ = flat_views(parameters)
+        state = self._state(parameters, values)
+        for name, array in saved["arrays"].items():
+            if array.shape != values.shape:
+                raise ValueError(
+                    f"optimizer state {name!r} has shape {array.shape} but the parameters "
+                    f"hold {values.shape[0]} values; was it saved for another model?"
+                )
+        state["step"] = int(saved["step"])
+        state["arrays"] = {k: np.array(v, dtype=values.dtype) for k, v in saved["arrays"].items()}
+
     def get_config(self) -> dict:
-        return {"lr": self.lr}
+        return {"lr": self.lr, "weight_decay": self.weight_decay}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -54,13 +112,15 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    r"""Stochastic gradient descent, with optional momentum (PyTorch's definition).
+    r"""Stochastic gradient descent, with optional (Nesterov) momentum and weight decay.
+
+    PyTorch's definition, with :math:`\lambda` the weight decay and :math:`v` starting at zero:
 
     .. math::
-        v \leftarrow \mu v + g, \qquad \theta \leftarrow \theta - \eta\, v
+        g \leftarrow g + \lambda\theta, \qquad v \leftarrow \mu v + g, \qquad
+        \theta \leftarrow \theta - \eta\,(g + \mu v \text{ if Nesterov, else } v)
 
-    with :math:`v` starting at zero (so without momentum, :math:`\theta \leftarrow \theta -
-    \eta g`: the tutorials' "weights -= learning rate x gradient").
+    Without momentum this is the tutorials' ``weights -= learning_rate * gradient``.
 
     >>> from bprop.parameter import Parameter
     >>> p = Parameter([1.0, 2.0])
@@ -70,22 +130,190 @@ class SGD(Optimizer):
     array([0.95, 2.05])
     """
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
         self.momentum = check_positive_float(momentum, "momentum", allow_zero=True)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
-        if self.momentum == 0:
-            values -= self.lr * grads
-            return
-        velocity = state.get("velocity")
-        if velocity is None:
-            velocity = state["velocity"] = np.zeros_like(values)
-        velocity *= self.momentum
-        velocity += grads
-        values -= self.lr * velocity
+        if self.weight_decay:
+            grads = grads + self.weight_decay * self._decayed(values, state)
+        if self.momentum:
+            velocity = self._buffer(state, "velocity", values)
+            velocity *= self.momentum
+            velocity += grads
+            grads = grads + self.momentum * velocity if self.nesterov else velocity
+        values -= self.lr * grads
 
     def get_config(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum}
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with PyTorch's hyper-parameters.
+
+    .. math::
+        g &\leftarrow g + \lambda\theta \quad\text{(L2-style weight decay, if any)}\\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2\\
+        \theta &\leftarrow \theta - \eta\,\frac{m / (1-\beta_1^t)}
+                 {\sqrt{v / (1-\beta_2^t)} + \epsilon}
+
+    where :math:`t` counts the steps taken.
+    """
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = check_positive_float(eps, "eps")
+
+    def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        if self.weight_decay:
+            grads = grads + self.weight_decay * self._decayed(values, state)
+        self._adam_step(values, grads, state)
+
+    def _adam_step(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        beta1, beta2 = self.betas
+        step = state["step"]
+        mean = self._buffer(state, "mean", values)
+        square = self._buffer(state, "square", values)
+        mean *= beta1
+        mean += (1 - beta1) * grads
+        square *= beta2
+        square += (1 - beta2) * grads * grads
+        denominator = np.sqrt(square)
+        denominator /= np.sqrt(1 - beta2**step)
+        denominator += self.eps
+        values -= (self.lr / (1 - beta1**step)) * mean / denominator
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    The decay shrinks the weights directly, :math:`\theta \leftarrow \theta(1 - \eta\lambda)`,
+    instead of entering the gradient, so it is not rescaled by Adam's adaptive denominator.
+    Then the Adam step runs without decay. Default :math:`\lambda = 0.01`, as in PyTorch.
+    """
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(lr, betas, eps, weight_decay)
+
+    def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        if self.weight_decay:
+            values -= (self.lr * self.weight_decay) * self._decayed(values, state)
+        self._adam_step(values, grads, state)
+
+
+class RMSProp(Optimizer):
+    r"""RMSProp (Hinton, 2012), with PyTorch's hyper-parameters.
+
+    .. math::
+        v \leftarrow \alpha v + (1-\alpha) g^2, \qquad
+        \theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{v} + \epsilon}
+
+    With ``momentum`` :math:`\mu > 0` the step is accumulated,
+    :math:`b \leftarrow \mu b + g / (\sqrt{v} + \epsilon)`, :math:`\theta \leftarrow \theta -
+    \eta b`; with ``centered=True`` :math:`v` is replaced by the variance estimate
+    :math:`v - \bar g^2`, :math:`\bar g \leftarrow \alpha \bar g + (1-\alpha) g`.
+    """
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0, centered: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        if not 0 <= alpha < 1:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
+        self.alpha = float(alpha)
+        self.eps = check_positive_float(eps, "eps")
+        self.momentum = check_positive_float(momentum, "momentum", allow_zero=True)
+        self.centered = bool(centered)
+
+    def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        if self.weight_decay:
+            grads = grads + self.weight_decay * self._decayed(values, state)
+        square = self._buffer(state, "square", values)
+        square *= self.alpha
+        square += (1 - self.alpha) * grads * grads
+        if self.centered:
+            mean = self._buffer(state, "mean", values)
+            mean *= self.alpha
+            mean += (1 - self.alpha) * grads
+            denominator = np.sqrt(square - mean * mean)
+        else:
+            denominator = np.sqrt(square)
+        denominator += self.eps
+        if self.momentum:
+            buffer = self._buffer(state, "momentum", values)
+            buffer *= self.momentum
+            buffer += grads / denominator
+            values -= self.lr * buffer
+        else:
+            values -= self.lr * grads / denominator
+
+    def get_config(self) -> dict:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
+                "centered": self.centered, "weight_decay": self.weight_decay}
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSProp)}
+
+
+# -- gradient clipping -----------------------------------------------------------------------
+def clip_grad_value(parameters: Iterable[Parameter], limit: float) -> None:
+    """Clip every gradient element to ``[-limit, limit]`` in place (the tutorials' "delta
+    trimming").
+
+    >>> from bprop.parameter import Parameter
+    >>> p = Parameter([0.0, 0.0, 0.0])
+    >>> p.grad[:] = [-5.0, 0.5, 5.0]
+    >>> clip_grad_value([p], 1.0)
+    >>> p.grad
+    array([-1. ,  0.5,  1. ])
+    """
+    limit = check_positive_float(limit, "limit")
+    _, grads = flat_views(parameters)
+    np.clip(grads, -limit, limit, out=grads)
+
+
+def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float) -> float:
+    r"""Rescale all gradients together so that their global L2 norm is at most ``max_norm``.
+
+    :math:`g \leftarrow g \cdot \min(1, \text{max\_norm} / \lVert g \rVert_2)`, the norm taken
+    over every gradient element of every parameter; the direction of the step is kept. Returns
+    the norm before clipping (as PyTorch's ``clip_grad_norm_`` does).
+
+    >>> from bprop.parameter import Parameter
+    >>> p = Parameter([0.0, 0.0])
+    >>> p.grad[:] = [3.0, 4.0]
+    >>> clip_grad_norm([p], 1.0)
+    5.0
+    >>> p.grad
+    array([0.6, 0.8])
+    """
+    max_norm = check_positive_float(max_norm, "max_norm")
+    _, grads = flat_views(parameters)
+    norm = float(np.sqrt(np.dot(grads, grads)))
+    if not np.isfinite(norm):
+        # The sum of squares overflowed (float32 beyond ~1e19): measure in units of the largest.
+        largest = float(np.abs(grads).max())
+        if np.isfinite(largest) and largest > 0:
+            scaled = grads / largest
+            norm = largest * float(np.sqrt(np.dot(scaled, scaled)))
+    if norm > max_norm:
+        grads *= max_norm / norm
+    return norm

@@ -1,0 +1,98 @@
+"""Callbacks: code that runs inside ``fit`` at the end of every epoch.
+
+A callback is either a :class:`Callback` or any function ``f(epoch, history)``. Returning
+True from ``on_epoch_end`` (or from the function), or setting ``model.stop_training = True``,
+ends training after the current epoch::
+
+    def stop_when_good(epoch, history):
+        return history["val_accuracy"][-1] > 0.99
+
+    model.fit(X, y, loss=..., validation_data=(X_val, y_val), callbacks=[stop_when_good])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._checks import check_positive_float
+from .schedules import improved, resolve_mode
+
+if TYPE_CHECKING:
+    from .model import History, Sequential
+
+
+class Callback:
+    """Base class; override the hooks you need. ``epoch`` counts from 0."""
+
+    def on_train_begin(self, model: Sequential) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_end(self, epoch: int, history: History) -> bool | None:
+        """Called after each epoch with the history so far; return True to stop training."""
+
+    def on_train_end(self, model: Sequential) -> None:
+        """Called once after the last epoch (also when a callback stopped training)."""
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str
+        A history key: ``"val_loss"`` (default), ``"val_accuracy"``, ``"loss"``, ...
+    patience : int
+        Epochs without improvement to tolerate before stopping.
+    min_delta : float
+        How much better than the best so far a value must be to count as an improvement.
+    mode : {"auto", "min", "max"}
+        Whether lower or higher is better; ``"auto"`` means higher for accuracy and r2.
+    restore_best_weights : bool
+        At the end of training, put back the weights (and BatchNorm statistics) of the best
+        epoch.
+
+    Attributes
+    ----------
+    best, best_epoch : the best monitored value and its epoch (from 0).
+    stopped_epoch : the epoch after which training stopped, or None.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = True) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
+        self.mode = resolve_mode(mode, monitor)
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, model: Sequential) -> None:
+        self.model = model
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.stopped_epoch: int | None = None
+        self._waited = 0
+
+    def on_epoch_end(self, epoch: int, history: History) -> bool:
+        if self.monitor not in history:
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r} but the history has only "
+                f"{sorted(history.history)}; pass validation_data to fit or monitor='loss'"
+            )
+        value = history[self.monitor][-1]
+        if improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_epoch, self._waited = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_state = self.model.state_dict()
+            return False
+        self._waited += 1
+        if self._waited > self.patience:
+            self.stopped_epoch = epoch
+            return True
+        return False
+
+    def on_train_end(self, model: Sequential) -> None:
+        if self.restore_best_weights and self.best_state is not None:
+            model.load_state_dict(self.best_state)
