@@ -51,8 +51,31 @@ def test_gradcheck_leaves_the_original_untouched_and_reports(rng):
 def test_relative_error_definition():
     from bprop.gradcheck import relative_error
     assert relative_error(np.array([1.0, 0.0]), np.array([1.0, 0.0])) == 0.0
-    assert relative_error(np.array([2.0, 0.0]), np.array([1.0, 0.1])) == pytest.approx(0.5)
+    assert relative_error(np.array([2.0, 0.0]), np.array([1.0, 0.0])) == pytest.approx(0.5)
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    # A zero gradient with numerical noise far below the scale is not an error ...
+    assert relative_error(np.array([1.0, 0.0]), np.array([1.0, 1e-12])) < 1e-11
+    # ... but a small element that is 50% wrong is not hidden by a large correct one ...
+    assert relative_error(np.array([100.0, 0.5]), np.array([100.0, 0.25])) == pytest.approx(0.5)
+    # ... and below 1e-3 of the scale, where finite differences lose their relative precision,
+    # an error still counts against the scale.
+    assert relative_error(np.array([100.0, 0.02]), np.array([100.0, 0.01])) == pytest.approx(1e-4)
+
+
+class HalfWrongDense(bp.Dense):
+    """Gets one small weight-gradient element 50% wrong."""
+
+    def backward(self, grad_out):
+        grad_in = super().backward(grad_out)
+        self.params["weight"].grad[0, 0] *= 1.5
+        return grad_in
+
+
+def test_gradcheck_catches_one_wrong_element_among_large_ones(rng):
+    layer = HalfWrongDense(2, 2).build(0)
+    x = np.array([[1.0, 50.0], [2.0, 40.0]])
+    report = bp.gradcheck(layer, x)
+    assert report["weight"] > 0.3 and report["bias"] < 1e-6
 
 
 def test_gradcheck_usage_errors():

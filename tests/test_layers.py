@@ -144,3 +144,13 @@ def test_bad_arguments_raise_clear_errors(rng):
 def test_activation_by_name():
     assert isinstance(bp.activation("tanh"), bp.Tanh)
     assert isinstance(bp.activation("leaky_relu"), bp.LeakyReLU)
+
+
+@pytest.mark.parametrize("layer", ACTIVATIONS + [bp.Dense(2, 2).build(0)],
+                         ids=lambda a: type(a).__name__)
+def test_layers_on_their_own_accept_lists_and_reject_bad_shapes(layer):
+    assert layer.forward([[1, 2]]).dtype == np.float64   # ints and lists become floats
+    with pytest.raises(ValueError, match="expects a 2-D input"):
+        layer.forward(np.zeros(2))
+    with pytest.raises(TypeError, match="must hold numbers"):
+        layer.forward([["a", "b"]])

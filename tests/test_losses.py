@@ -110,3 +110,20 @@ def test_one_dimensional_target_is_only_accepted_for_one_output():
     assert loss.forward(np.array([[1.0], [2.0]]), [1.0, 2.0]) == 0.0
     with pytest.raises(ValueError, match="must match"):
         loss.forward(np.zeros((2, 2)), [1.0, 2.0])
+
+
+def test_probability_losses_refuse_values_outside_zero_one():
+    with pytest.raises(ValueError, match="add a Sigmoid"):
+        bp.BinaryCrossEntropy().forward(np.array([[3.0], [-2.0]]), [1, 0])
+
+
+def test_soft_targets_must_sum_to_one():
+    with pytest.raises(ValueError, match="row 1 is"):
+        bp.SoftmaxCrossEntropy().forward(np.zeros((2, 2)), [[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="non-negative"):
+        bp.SoftmaxCrossEntropy().forward(np.zeros((1, 2)), [[2.0, -1.0]])
+
+
+def test_empty_predictions_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        bp.MSE().forward(np.zeros((0, 1)), np.zeros(0))

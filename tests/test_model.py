@@ -211,3 +211,64 @@ def test_summary_and_repr():
     text = model.summary()
     assert "Dense(n_in=2, n_out=8" in text and "total parameters: 51" in text
     assert "Tanh()" in repr(model)
+
+
+def test_a_step_that_overflows_the_weights_is_undone():
+    X = np.linspace(-1, 1, 10, dtype=np.float32).reshape(-1, 2)
+    y = np.arange(5, dtype=np.float32) * 1e3
+    model = bp.Sequential([bp.Dense(2, 1)], seed=0)
+    before = model.layers[0].weight.copy()
+    with pytest.raises(bp.TrainingDivergedError, match="overflowed"):
+        model.fit(X, y, loss="mse", optimizer=bp.SGD(lr=1e36), batch_size=5, shuffle=False)
+    np.testing.assert_array_equal(model.layers[0].weight, before)
+
+
+def test_evaluate_uses_the_loss_it_is_given():
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    untrained = bp.Sequential([bp.Dense(2, 3)], seed=0)
+    scores = untrained.evaluate(X, [0, 1, 2], loss="cross_entropy")
+    assert scores["accuracy"] == bp.accuracy([0, 1, 2], untrained.forward(X).argmax(axis=1))
+    logit = bp.Sequential([bp.Dense(2, 1)], seed=0)
+    logit.layers[0].weight = [[1.0], [1.0]]
+    scores = logit.evaluate(X, [1, 1, 1], loss=bp.BinaryCrossEntropy(from_logits=True))
+    assert scores["accuracy"] == 1.0  # logits 1, 1, 2 are all positive: class 1
+
+
+def test_reusing_a_layer_is_refused():
+    dense = bp.Dense(2, 2)
+    with pytest.raises(ValueError, match="appears twice"):
+        bp.Sequential([dense, bp.Tanh(), dense])
+    bp.Sequential([dense], seed=0)
+    with pytest.raises(ValueError, match="already belongs to another model"):
+        bp.Sequential([dense], seed=123)
+
+
+def test_sum_reduction_reports_the_summed_loss_over_the_epoch():
+    X = np.arange(8.0).reshape(-1, 1)
+    model = bp.Sequential([bp.Dense(1, 1, init="zeros")], seed=0, dtype="float64")
+    history = model.fit(X, np.ones(8), loss=bp.MSE(reduction="sum"),
+                        optimizer=bp.SGD(lr=1e-9), batch_size=3, shuffle=False)
+    assert history["loss"][0] == pytest.approx(8.0, rel=1e-6)  # sum of (0 - 1)^2 over 8
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: m.fit(np.zeros((2, 2)), 1, loss="mse"), ValueError, "scalar"),
+    (lambda m: m.fit(np.array([[1e39, 0.0]]), [0.0], loss="mse"), ValueError,
+     "too large for float32"),
+    (lambda m: m.fit(np.zeros((2, 2)), np.ones((2, 1)), loss="mse",
+                     optimizer=bp.SGD(lr=True)), TypeError, "lr must be a number"),
+])
+def test_more_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call(bp.Sequential([bp.Dense(2, 1)]))
+
+
+def test_seed_must_be_an_integer():
+    with pytest.raises(ValueError, match="seed must be None or a non-negative integer"):
+        bp.Sequential([bp.Dense(1, 1)], seed=1.5)
+
+
+def test_softmax_cross_entropy_targets_must_be_distributions():
+    model = bp.Sequential([bp.Dense(2, 3)], seed=0)
+    with pytest.raises(ValueError, match="row 0 is"):
+        model.fit(np.zeros((2, 2)), np.ones((2, 3)), loss="softmax_cross_entropy")

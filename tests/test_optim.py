@@ -91,3 +91,16 @@ def test_optimizer_errors():
         bp.SGD(lr=0.1).step([np.zeros(3)])
     with pytest.raises(ValueError, match="no parameters"):
         bp.SGD(lr=0.1).step([])
+
+
+def test_optimizer_forgets_the_state_of_parameters_that_are_gone():
+    import gc
+
+    opt = bp.SGD(lr=0.1, momentum=0.9)
+    for _ in range(3):
+        model = bp.Sequential([bp.Dense(2, 2)], seed=0)
+        model.parameters()[0].grad[:] = 1.0
+        opt.step(model.parameters())
+    del model
+    gc.collect()
+    assert len(opt._states) == 0

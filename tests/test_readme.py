@@ -22,7 +22,16 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     assert test in ci_lines
 
 
+def claimed_outputs(block):
+    """What a block's comments say it prints: the text after ``# prints:`` on each line."""
+    return re.findall(r"# prints: (.+)$", block, flags=re.M)
+
+
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
-def test_readme_python_block_runs(index, capsys):
-    exec(compile(blocks("python")[index], f"README block {index}", "exec"), {})
-    assert capsys.readouterr().out  # each block prints what it shows
+def test_readme_python_block_runs_and_prints_what_it_claims(index, capsys):
+    block = blocks("python")[index]
+    exec(compile(block, f"README block {index}", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed
+    for claim in claimed_outputs(block):
+        assert claim.strip() in printed, f"README claims {claim!r}; it printed:\n{printed}"

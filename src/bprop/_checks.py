@@ -73,12 +73,20 @@ def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None) ->
             f"{name} has {array.shape[1]} features per sample but the model's first layer "
             f"expects {n_features}"
         )
-    array = array.astype(dtype, copy=False)
     check_finite(array, name)
-    return array
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype, copy=False)
+    if cast is not array and cast.dtype.kind == "f" and not np.isfinite(cast).all():
+        raise ValueError(
+            f"{name} has values too large for {np.dtype(dtype).name} (largest magnitude "
+            f"{np.abs(array).max():.3g}); scale the data or use dtype='float64'"
+        )
+    return cast
 
 
 def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: str = "y") -> None:
+    if np.ndim(y) == 0:
+        raise ValueError(f"{y_name} must hold one target per sample, got the scalar {y!r}")
     if len(X) != len(y):
         raise ValueError(
             f"{x_name} and {y_name} have different numbers of samples: "
@@ -93,14 +101,22 @@ def check_positive_int(value, name: str) -> int:
 
 
 def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    number = float(value)
     if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return number
+
+
+def check_seed(seed) -> int | np.random.Generator | None:
+    """A seed for ``np.random.default_rng``: None, a non-negative integer, or a Generator."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+    return int(seed)
 
 
 def check_choice(value, name: str, choices) -> str:

@@ -7,10 +7,15 @@ derivative of a scalar objective :math:`f` is
     \frac{\partial f}{\partial \theta_k} \approx
     \frac{f(\theta + h e_k) - f(\theta - h e_k)}{2h},
 
-whose error is :math:`O(h^2)`. The worst relative error of a parameter is
-:math:`\max_k |a_k - n_k| \,/\, \max(\max_k |a_k|, \max_k |n_k|)` between the analytic
-gradient :math:`a` and the numerical one :math:`n`: the largest disagreement measured against
-the gradient's own scale, so that elements whose true gradient is zero do not divide by zero.
+whose error is :math:`O(h^2)`. The worst relative error of a parameter, between the analytic
+gradient :math:`a` and the numerical one :math:`n`, with :math:`s = \max_k \max(|a_k|, |n_k|)`
+the gradient's scale, is the larger of
+
+* :math:`\max_k |a_k - n_k| / s`: every disagreement measured against the scale, so that
+  elements whose true gradient is zero do not divide by zero; and
+* :math:`\max_k |a_k - n_k| / \max(|a_k|, |n_k|)` over the elements with
+  :math:`\max(|a_k|, |n_k|) > 10^{-3} s`: so that a wrong small element is not hidden by a
+  large one.
 
 The objective is
 
@@ -198,8 +203,13 @@ def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
 
 
 def relative_error(exact: np.ndarray, numeric: np.ndarray) -> float:
-    """``max|a - n| / max(max|a|, max|n|)``, and 0 when both are all zero."""
-    scale = max(np.abs(exact).max(initial=0.0), np.abs(numeric).max(initial=0.0))
+    """The worst relative error between two gradients (see the module docstring); 0 when both
+    are all zero."""
+    magnitude = np.maximum(np.abs(exact), np.abs(numeric))
+    scale = magnitude.max(initial=0.0)
     if scale == 0:
         return 0.0
-    return float(np.abs(exact - numeric).max() / scale)
+    difference = np.abs(exact - numeric)
+    significant = magnitude > 1e-3 * scale
+    elementwise = (difference[significant] / magnitude[significant]).max(initial=0.0)
+    return float(max(difference.max() / scale, elementwise))

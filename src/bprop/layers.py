@@ -10,13 +10,22 @@ Every layer follows one contract:
   :math:`\partial L / \partial x` for the layer below.
 
 Shapes: ``x`` is ``(m, n_features)`` for a mini-batch of ``m`` samples.
+
+The array ``forward`` returns may be the very array the layer keeps for its backward pass
+(no copy is made, for speed): read it, but do not modify it in place before ``backward``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float_dtype, check_choice, check_positive_float, check_positive_int
+from ._checks import (
+    as_array,
+    as_float_dtype,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
 from .parameter import Parameter
 
 INITS = ("he", "xavier", "lecun", "normal", "uniform", "zeros")
@@ -82,12 +91,22 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def _input(self, x) -> np.ndarray:
+        """``x`` as a 2-D floating-point array, or a clear error."""
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+            x = as_array(x, "x")
+            if x.dtype.kind != "f":
+                x = x.astype(np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"{self!r} expects a 2-D input (m, n_features), got shape {x.shape}")
+        return x
+
     def _check_grad_out(self, grad_out: np.ndarray, cached: np.ndarray | None) -> None:
         if cached is None:
             raise RuntimeError(f"{self!r}: backward() was called before forward()")
-        if grad_out.shape != cached.shape:
+        if np.shape(grad_out) != cached.shape:
             raise ValueError(
-                f"{self!r}: grad_out has shape {grad_out.shape} but the forward output "
+                f"{self!r}: grad_out has shape {np.shape(grad_out)} but the forward output "
                 f"had shape {cached.shape}"
             )
 
@@ -205,13 +224,14 @@ class Dense(Layer):
         self._weight_ready = True
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         if not self._weight_ready:
             raise RuntimeError(
                 f"{self!r} has no weights yet: put it in a Sequential (which initialises it "
                 "from its seed), call layer.build(seed), or set layer.weight"
             )
         weight = self.params["weight"].value
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+        if x.shape[1] != self.n_inputs:
             raise ValueError(f"{self!r} expects input of shape (m, {self.n_inputs}), got {x.shape}")
         if x.dtype != weight.dtype:
             raise TypeError(
@@ -227,9 +247,9 @@ class Dense(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._x is None:
             raise RuntimeError(f"{self!r}: backward() was called before forward()")
-        if grad_out.shape != (self._x.shape[0], self.n_outputs):
+        if np.shape(grad_out) != (self._x.shape[0], self.n_outputs):
             raise ValueError(
-                f"{self!r}: grad_out has shape {grad_out.shape}, expected "
+                f"{self!r}: grad_out has shape {np.shape(grad_out)}, expected "
                 f"{(self._x.shape[0], self.n_outputs)}"
             )
         weight = self.params["weight"]
@@ -255,6 +275,7 @@ class Identity(Activation):
     r""":math:`f(x) = x`, :math:`f'(x) = 1`. The output layer of a regression network."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         self._out = x
         return x
 
@@ -275,6 +296,7 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         out = np.negative(x)
         # exp(-x) overflows to inf for x < -709 (float64), and 1 / (1 + inf) = 0 is the exact
         # limit, so the overflow is harmless; this form keeps full relative precision for
@@ -301,6 +323,7 @@ class Tanh(Activation):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         self._out = np.tanh(x)
         return self._out
 
@@ -319,6 +342,7 @@ class ReLU(Activation):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         self._out = np.maximum(x, 0)
         return self._out
 
@@ -341,6 +365,7 @@ class LeakyReLU(Activation):
         self._positive: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         self._positive = x > 0
         self._out = np.where(self._positive, x, self.alpha * x)
         return self._out
@@ -366,6 +391,7 @@ class Softmax(Activation):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         out = x - x.max(axis=1, keepdims=True)
         np.exp(out, out=out)
         out /= out.sum(axis=1, keepdims=True)
@@ -413,6 +439,7 @@ class Dropout(Layer):
         return super().build(rng, dtype)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._input(x)
         self._shape = x.shape
         if not training or self.p == 0:
             self._mask = None
@@ -428,8 +455,8 @@ class Dropout(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._shape is None:
             raise RuntimeError(f"{self!r}: backward() was called before forward()")
-        if grad_out.shape != self._shape:
-            raise ValueError(f"{self!r}: grad_out has shape {grad_out.shape}, expected "
+        if np.shape(grad_out) != self._shape:
+            raise ValueError(f"{self!r}: grad_out has shape {np.shape(grad_out)}, expected "
                              f"{self._shape}")
         return grad_out if self._mask is None else grad_out * self._mask
 
@@ -488,7 +515,8 @@ class BatchNorm(Layer):
         self._training = False
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+        x = self._input(x)
+        if x.shape[1] != self.n_inputs:
             raise ValueError(f"{self!r} expects input of shape (m, {self.n_inputs}), got {x.shape}")
         gamma, beta = self.params["weight"].value, self.params["bias"].value
         if training:

@@ -75,6 +75,8 @@ def _check_pred(pred) -> np.ndarray:
         pred = as_array(pred, "pred", dtype=np.float64)
     if pred.ndim != 2:
         raise ValueError(f"predictions must be 2-D (m, n_outputs), got shape {pred.shape}")
+    if pred.size == 0:
+        raise ValueError(f"predictions are empty (shape {pred.shape}); a loss needs samples")
     return pred
 
 
@@ -140,6 +142,12 @@ class BinaryCrossEntropy(Loss):
             with np.errstate(over="ignore"):  # exp(-z) -> inf gives the exact limit 0
                 self._grad = (1 / (1 + np.exp(-pred)) - target) * scale
         else:
+            if pred.min() < 0 or pred.max() > 1:
+                raise ValueError(
+                    "BinaryCrossEntropy() takes probabilities in [0, 1], got predictions from "
+                    f"{pred.min():.4g} to {pred.max():.4g}; add a Sigmoid() output layer or use "
+                    "BinaryCrossEntropy(from_logits=True)"
+                )
             eps = np.finfo(pred.dtype).eps
             p = np.clip(pred, eps, 1 - eps)
             losses = -(target * np.log(p) + (1 - target) * np.log1p(-p))
@@ -195,7 +203,7 @@ class SoftmaxCrossEntropy(Loss):
             probs[rows, labels] -= 1
         elif target.shape == logits.shape:
             target = target.astype(logits.dtype, copy=False)
-            check_finite(target, "target")
+            check_distributions(target, "target")
             loss = -(target * log_probs).sum()
             probs -= target
         else:
@@ -206,6 +214,22 @@ class SoftmaxCrossEntropy(Loss):
         probs *= scale
         self._grad = probs
         return float(loss * scale)
+
+
+def check_distributions(target: np.ndarray, name: str) -> None:
+    """Check that each row of a 2-D target is a probability distribution (one-hot or soft).
+
+    The fused gradient softmax(z) - Y is only the gradient when every row of Y sums to 1.
+    """
+    check_finite(target, name)
+    sums = target.sum(axis=1)
+    tolerance = 1e-3 if target.dtype == np.float32 else 1e-6
+    if target.min() < 0 or np.abs(sums - 1).max() > tolerance:
+        row = int(np.argmax((np.abs(sums - 1) > tolerance) | (target.min(axis=1) < 0)))
+        raise ValueError(
+            f"each row of a 2-D {name} must be one-hot or a probability distribution "
+            f"(non-negative, summing to 1); row {row} is {target[row].tolist()}"
+        )
 
 
 def class_labels(target: np.ndarray, n_classes: int) -> np.ndarray:

@@ -24,10 +24,18 @@ from ._checks import (
     check_positive_float,
     check_positive_int,
     check_same_length,
+    check_seed,
 )
 from .callbacks import Callback
 from .layers import Layer, Sigmoid, Softmax
-from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, class_labels, get_loss
+from .losses import (
+    BinaryCrossEntropy,
+    Loss,
+    SoftmaxCrossEntropy,
+    check_distributions,
+    class_labels,
+    get_loss,
+)
 from .metrics import METRICS
 from .optim import SGD, Optimizer, clip_grad_norm, clip_grad_value
 from .parameter import Parameter, flat_views, pack
@@ -110,10 +118,19 @@ class Sequential:
                 raise TypeError(f"layer {i} is {layer!r}, which is not a bprop Layer")
         if not layers:
             raise ValueError("a Sequential model needs at least one layer")
+        for i, layer in enumerate(layers):
+            if any(layer is other for other in layers[:i]):
+                raise ValueError(
+                    f"layer {i} {layer!r} appears twice in the list; each position needs its own "
+                    "layer object (a layer caches its input for the backward pass)")
+            if any(p._home is not None for p in layer.parameters()):
+                raise ValueError(
+                    f"layer {i} {layer!r} already belongs to another model; create a new layer, "
+                    "or copy the weights over with new_layer.weight = old_layer.weight")
         self.layers = list(layers)
         self.dtype = as_float_dtype(dtype)
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.seed = check_seed(seed)
+        self.rng = np.random.default_rng(self.seed)
         self.n_inputs, self.n_outputs = _chain_sizes(self.layers)
         self.loss: Loss | None = None
         self.training = False
@@ -360,21 +377,25 @@ class Sequential:
         """One pass over the data in mini-batches; the epoch's running loss and metrics."""
         n_samples = len(X)
         order = self.rng.permutation(n_samples) if shuffle else None
-        loss_sum, outputs = 0.0, []
+        data_loss, penalty, outputs = 0.0, 0.0, []
         for start in range(0, n_samples, batch_size):
             batch = (slice(start, start + batch_size) if order is None
                      else order[start:start + batch_size])
             try:
-                out, value = step(X[batch], y[batch])
+                out, batch_loss, batch_penalty = step(X[batch], y[batch])
             except FloatingPointError as error:
                 raise TrainingDivergedError(
                     f"{error} in epoch {epoch + 1}; training stopped and the model keeps its "
                     "last finite weights. Try a smaller learning rate, scaled inputs, or "
                     "gradient clipping (clip_norm=...).", history) from None
-            loss_sum += value * len(out)
+            # A mean loss is averaged over the epoch's samples; a summed one is summed over them.
+            data_loss += batch_loss * len(out) if step.loss.reduction == "mean" else batch_loss
+            penalty += batch_penalty * len(out)
             if metrics:
                 outputs.append((out.copy(), batch))
-        scores = {"loss": loss_sum / n_samples}
+        if step.loss.reduction == "mean":
+            data_loss /= n_samples
+        scores = {"loss": data_loss + penalty / n_samples}
         if metrics:
             # Running values over the epoch's batches, as Keras reports them.
             out_all = np.concatenate([o for o, _ in outputs])
@@ -430,18 +451,22 @@ class Sequential:
         X = as_features(X, "X", self.dtype, self.n_inputs)
         return self._probabilities(self._forward(X, training=False))
 
-    def _task(self) -> str:
-        if self.loss is not None:
-            return self.loss.task
+    def _task(self, loss: Loss | None = None) -> str:
+        loss = self.loss if loss is None else loss
+        if loss is not None:
+            return loss.task
         last = self.layers[-1]
         return {Softmax: "multiclass", Sigmoid: "binary"}.get(type(last), "regression")
 
-    def _probabilities(self, out: np.ndarray) -> np.ndarray:
-        task = self._task()
+    def _probabilities(self, out: np.ndarray, loss: Loss | None = None) -> np.ndarray:
+        """Class probabilities from the network's output ``out``, which holds logits when the
+        (given or last-used) loss works on logits."""
+        loss = self.loss if loss is None else loss
+        task = self._task(loss)
         if task == "regression":
             raise ValueError("predict_proba is for classifiers; this model does regression")
-        logits = isinstance(self.loss, SoftmaxCrossEntropy) or (
-            isinstance(self.loss, BinaryCrossEntropy) and self.loss.from_logits)
+        logits = isinstance(loss, SoftmaxCrossEntropy) or (
+            isinstance(loss, BinaryCrossEntropy) and loss.from_logits)
         if not logits:
             return out
         with np.errstate(over="ignore"):
@@ -450,12 +475,13 @@ class Sequential:
             exp = np.exp(out - out.max(axis=1, keepdims=True))
             return exp / exp.sum(axis=1, keepdims=True)
 
-    def _decide(self, out: np.ndarray) -> np.ndarray:
-        task = self._task()
+    def _decide(self, out: np.ndarray, loss: Loss | None = None) -> np.ndarray:
+        """Predicted labels (or values, for regression) from the network's output."""
+        task = self._task(loss)
         if task == "multiclass":
             return out.argmax(axis=1)
         if task == "binary":
-            labels = (self._probabilities(out) >= 0.5).astype(np.int64)
+            labels = (self._probabilities(out, loss) >= 0.5).astype(np.int64)
             return labels.ravel() if labels.shape[1] == 1 else labels
         return out.ravel() if out.shape[1] == 1 else out
 
@@ -468,7 +494,7 @@ class Sequential:
                 if loss.task == "regression":
                     raise ValueError("the accuracy metric needs a classification loss")
                 truth = y.argmax(axis=1) if (loss.task == "multiclass" and y.ndim == 2) else y
-                predicted = self._decide(out)
+                predicted = self._decide(out, loss)
                 scores[name] = METRICS[name](truth.reshape(predicted.shape), predicted)
             else:
                 scores[name] = METRICS[name](y, out)
@@ -527,7 +553,7 @@ class Sequential:
                     f"{y_name} must be labels of shape ({len(X)},) or one-hot rows of shape "
                     f"({len(X)}, {n_outputs}), got shape {y.shape}"
                 )
-            check_finite(y, y_name)
+            check_distributions(y, y_name)
             return X, y
         y = y.astype(self.dtype, copy=False)
         if y.ndim == 1:
@@ -566,8 +592,9 @@ def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
 
 class _TrainingStep:
     """One gradient step on a mini-batch: the explicit loop of this module's docstring, plus
-    the optional penalty and gradient clipping. Raises FloatingPointError, before any
-    parameter or statistic is changed for good, if the loss or a gradient is not finite."""
+    the optional penalty and gradient clipping. Returns the output, the data loss and the
+    penalty. Raises FloatingPointError, leaving parameters and running statistics as they were
+    before the step, if the loss, a gradient or an updated parameter is not finite."""
 
     def __init__(self, model: Sequential, loss: Loss, optimizer: Optimizer,
                  regularizer: Regularizer | None, clip_value: float | None,
@@ -576,23 +603,25 @@ class _TrainingStep:
         self.regularizer, self.clip_value, self.clip_norm = regularizer, clip_value, clip_norm
         self.parameters = model.parameters()
         self.buffers = [b for layer in model.layers for b in layer.buffers.values()]
+        self.values = flat_views(self.parameters)[0] if self.parameters else None
+        self.values_before = None if self.values is None else np.empty_like(self.values)
 
-    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray) -> tuple[np.ndarray, float]:
+    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray
+                 ) -> tuple[np.ndarray, float, float]:
         model, parameters = self.model, self.parameters
         # Running statistics change during the forward pass; keep them to undo a bad batch.
         saved_buffers = [b.copy() for b in self.buffers]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = model._forward(X_batch, training=True)
             value = self.loss.forward(out, y_batch)
-            if self.regularizer is not None:
-                value += self.regularizer.forward(parameters)
-            if not np.isfinite(value):
+            penalty = 0.0 if self.regularizer is None else self.regularizer.forward(parameters)
+            if not np.isfinite(value + penalty):
                 self._restore(saved_buffers)
-                raise FloatingPointError(f"the training loss became {value}")
+                raise FloatingPointError(f"the training loss became {value + penalty}")
             model.zero_grad()
             model.backward(self.loss.backward())
             if not parameters:
-                return out, value
+                return out, value, penalty
             if self.regularizer is not None:
                 self.regularizer.backward(parameters)
             _, grads = flat_views(parameters)
@@ -603,8 +632,13 @@ class _TrainingStep:
                 clip_grad_value(parameters, self.clip_value)
             if self.clip_norm is not None:
                 clip_grad_norm(parameters, self.clip_norm)
+            self.values_before[...] = self.values
             self.optimizer.step(parameters)
-        return out, value
+            if not np.isfinite(self.values).all():
+                self.values[...] = self.values_before
+                self._restore(saved_buffers)
+                raise FloatingPointError("a parameter overflowed to infinity in the update")
+        return out, value, penalty
 
     def _restore(self, saved: list[np.ndarray]) -> None:
         for buffer, copy_ in zip(self.buffers, saved, strict=True):

@@ -22,6 +22,7 @@ before a step.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -58,9 +59,11 @@ class Optimizer:
             if not all(p.decay for p in parameters):
                 mask = np.concatenate([np.full(p.size, p.decay, dtype=values.dtype)
                                        for p in parameters])
-            # Holding the parameters keeps their ids from being reused by new objects.
-            state = {"parameters": parameters, "step": 0, "decay_mask": mask, "arrays": {}}
+            state = {"step": 0, "decay_mask": mask, "arrays": {}}
             self._states[key] = state
+            # Forget the state when the parameters go (their ids could then be reused), so an
+            # optimizer used for many models does not keep them all alive.
+            weakref.finalize(parameters[0], self._states.pop, key, None)
         return state
 
     def _buffer(self, state: dict, name: str, like: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ class Parameter:
     (array([[3., 4.]]), array([[0., 0.]]))
     """
 
-    __slots__ = ("_value", "_grad", "decay", "_home")
+    __slots__ = ("_value", "_grad", "decay", "_home", "__weakref__")
 
     def __init__(self, value, *, decay: bool = True):
         array = np.array(value, copy=True)
@@ -80,6 +80,9 @@ class Parameter:
     def grad(self, new_grad) -> None:
         # ``param.grad += g`` adds in place and then assigns the same array back.
         if new_grad is not self._grad:
+            if np.shape(new_grad) != self._grad.shape:
+                raise ValueError(f"cannot set a gradient of shape {self._grad.shape} to an "
+                                 f"array of shape {np.shape(new_grad)}")
             self._grad[...] = new_grad
 
     @property

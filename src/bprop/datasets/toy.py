@@ -38,12 +38,12 @@ def make_xor(n_samples: int = 4, noise: float = 0.0, bias_column: bool = False,
     return X, y
 
 
-def make_planar(n_samples: int = 400, petals: int = 4, noise: float = 0.2,
+def make_planar(n_samples: int = 400, radius: float = 4.0, noise: float = 0.2,
                 seed: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
     r"""The two-class "flower" of the classic shallow-network exercise.
 
-    Points lie on the rose curve :math:`r = a \sin(k t)` (``petals`` :math:`= a`, :math:`k = 4`
-    gives eight leaves), in polar coordinates :math:`(r \sin t, r \cos t)`. Class 0 takes
+    Points lie on the rose curve :math:`r = a \sin(4 t)` (eight petals, :math:`a` = ``radius``),
+    in polar coordinates :math:`(r \sin t, r \cos t)`. Class 0 takes
     :math:`t \in [0, 3.12]` and class 1 :math:`t \in [3.12, 6.24]`, with Gaussian noise on both
     :math:`t` and :math:`r`, so the classes interleave as alternating petals: no straight line
     separates them, a small tanh network does (about 90% accuracy).
@@ -67,7 +67,7 @@ def make_planar(n_samples: int = 400, petals: int = 4, noise: float = 0.2,
         rows = slice(label * per_class, (label + 1) * per_class)
         t = np.linspace(label * 3.12, (label + 1) * 3.12, per_class)
         t += noise * rng.standard_normal(per_class)
-        r = petals * np.sin(4 * t) + noise * rng.standard_normal(per_class)
+        r = radius * np.sin(4 * t) + noise * rng.standard_normal(per_class)
         X[rows] = np.column_stack([r * np.sin(t), r * np.cos(t)])
     return X, y
 
