@@ -310,7 +310,8 @@ def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float) -> float:
     """
     max_norm = check_positive_float(max_norm, "max_norm")
     _, grads = flat_views(parameters)
-    norm = float(np.sqrt(np.dot(grads, grads)))
+    with np.errstate(over="ignore"):
+        norm = float(np.sqrt(np.dot(grads, grads)))
     if not np.isfinite(norm):
         # The sum of squares overflowed (float32 beyond ~1e19): measure in units of the largest.
         largest = float(np.abs(grads).max())
