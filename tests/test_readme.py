@@ -28,7 +28,9 @@ def claimed_outputs(block):
 
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
-def test_readme_python_block_runs_and_prints_what_it_claims(index, capsys):
+def test_readme_python_block_runs_and_prints_what_it_claims(index, capsys, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks may write files (a saved model)
     block = blocks("python")[index]
     exec(compile(block, f"README block {index}", "exec"), {})
     printed = capsys.readouterr().out

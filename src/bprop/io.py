@@ -116,6 +116,8 @@ def load(path, optimizer: bool = False):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a readable bprop model file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "__header__" not in archive.files:
