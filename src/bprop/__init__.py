@@ -32,6 +32,7 @@ from .model import History, Sequential, TrainingDivergedError
 from .optim import SGD, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm, clip_grad_value
 from .parameter import Parameter
 from .perceptron import Perceptron
+from .preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
 from .regularizers import L1, L1L2, L2, Regularizer
 from .schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
 
@@ -58,6 +59,7 @@ __all__ = [
     "LeakyReLU",
     "Loss",
     "MSE",
+    "MinMaxScaler",
     "ModelFileError",
     "Optimizer",
     "Parameter",
@@ -72,6 +74,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "StandardScaler",
     "StepLR",
     "Tanh",
     "TrainingDivergedError",
@@ -84,7 +87,10 @@ __all__ = [
     "load",
     "mean_absolute_error",
     "mean_squared_error",
+    "minibatches",
+    "one_hot",
     "plotting",
     "r2_score",
     "save",
+    "train_test_split",
 ]

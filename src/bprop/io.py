@@ -17,13 +17,12 @@ interrupted save leaves any previous file intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write
 from .layers import LAYERS
 from .losses import LOSSES, Loss
 from .model import Sequential
@@ -81,24 +80,9 @@ def save(model: Sequential, path, optimizer: Optimizer | None = None) -> Path:
                                "config": optimizer.get_config(), "step": state["step"]}
         arrays.update({f"optim/{name}": array for name, array in state["arrays"].items()})
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    _write_atomically(path, arrays)
+    with atomic_write(path) as file:
+        np.savez(file, **arrays)
     return path
-
-
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load(path, optimizer: bool = False):

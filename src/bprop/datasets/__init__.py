@@ -1,5 +1,25 @@
-"""Datasets: small seeded toy problems used by the tutorials, demos and tests."""
+"""Datasets: seeded toy problems, the offline digits, MNIST and Fashion-MNIST, CSV files."""
 
-from .toy import make_planar, make_quadratic, make_xor
+from .csv import CSVData, load_csv
+from .digits import load_digits
+from .idx import IDXError, read_idx, write_idx
+from .mnist import FASHION_CLASSES, load_fashion_mnist, load_mnist
+from .toy import make_circles, make_moons, make_planar, make_quadratic, make_spirals, make_xor
 
-__all__ = ["make_planar", "make_quadratic", "make_xor"]
+__all__ = [
+    "FASHION_CLASSES",
+    "CSVData",
+    "IDXError",
+    "load_csv",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_mnist",
+    "make_circles",
+    "make_moons",
+    "make_planar",
+    "make_quadratic",
+    "make_spirals",
+    "make_xor",
+    "read_idx",
+    "write_idx",
+]

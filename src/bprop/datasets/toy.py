@@ -92,3 +92,74 @@ def make_quadratic(start: float = -7.0, stop: float = 5.0, step: float = 0.05,
     if noise:
         y = y + noise * np.random.default_rng(seed).standard_normal(len(x))
     return x.reshape(-1, 1), y
+
+
+def make_moons(n_samples: int = 200, noise: float = 0.0,
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles: class 0 on the upper unit half circle centred at (0, 0),
+    class 1 on the lower one centred at (1, 0.5). Gaussian ``noise`` is added to the points.
+
+    >>> X, y = make_moons(10)
+    >>> X.shape, y.tolist()
+    ((10, 2), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    noise = check_positive_float(noise, "noise", allow_zero=True)
+    rng = np.random.default_rng(seed)
+    n_upper = n_samples - n_samples // 2
+    t_upper = np.linspace(0, np.pi, n_upper)
+    t_lower = np.linspace(0, np.pi, n_samples // 2)
+    upper = np.column_stack([np.cos(t_upper), np.sin(t_upper)])
+    lower = np.column_stack([1 - np.cos(t_lower), 0.5 - np.sin(t_lower)])
+    X = np.vstack([upper, lower]) + noise * rng.standard_normal((n_samples, 2))
+    y = np.repeat([0, 1], [n_upper, n_samples // 2])
+    return X, y
+
+
+def make_circles(n_samples: int = 200, noise: float = 0.0, factor: float = 0.5,
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A circle of class 1 (radius ``factor``) inside a unit circle of class 0, plus noise.
+
+    >>> X, y = make_circles(8, factor=0.5)
+    >>> np.round(np.hypot(X[:, 0], X[:, 1]), 6).tolist(), y.tolist()
+    ([1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5], [0, 0, 0, 0, 1, 1, 1, 1])
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    noise = check_positive_float(noise, "noise", allow_zero=True)
+    if not 0 < factor < 1:
+        raise ValueError(f"factor must be between 0 and 1, got {factor!r}")
+    rng = np.random.default_rng(seed)
+    n_outer = n_samples - n_samples // 2
+    t_outer = np.linspace(0, 2 * np.pi, n_outer, endpoint=False)
+    t_inner = np.linspace(0, 2 * np.pi, n_samples // 2, endpoint=False)
+    outer = np.column_stack([np.cos(t_outer), np.sin(t_outer)])
+    inner = factor * np.column_stack([np.cos(t_inner), np.sin(t_inner)])
+    X = np.vstack([outer, inner]) + noise * rng.standard_normal((n_samples, 2))
+    y = np.repeat([0, 1], [n_outer, n_samples // 2])
+    return X, y
+
+
+def make_spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n_classes`` interleaved spiral arms: for arm ``k``, radius ``r`` grows from 0 to 1 while
+    the angle sweeps 4 radians starting at ``4k`` (plus Gaussian ``noise`` on the angle).
+
+    >>> X, y = make_spirals(300, n_classes=3, seed=0)
+    >>> X.shape, np.bincount(y).tolist(), bool(np.abs(X).max() <= 1)
+    ((300, 2), [100, 100, 100], True)
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_classes = check_positive_int(n_classes, "n_classes")
+    noise = check_positive_float(noise, "noise", allow_zero=True)
+    if n_samples % n_classes:
+        raise ValueError(f"n_samples ({n_samples}) must be a multiple of n_classes ({n_classes})")
+    rng = np.random.default_rng(seed)
+    per_class = n_samples // n_classes
+    X = np.zeros((n_samples, 2))
+    y = np.repeat(np.arange(n_classes), per_class)
+    for k in range(n_classes):
+        rows = slice(k * per_class, (k + 1) * per_class)
+        r = np.linspace(0.0, 1.0, per_class)
+        t = np.linspace(4.0 * k, 4.0 * (k + 1), per_class) + noise * rng.standard_normal(per_class)
+        X[rows] = np.column_stack([r * np.sin(t), r * np.cos(t)])
+    return X, y

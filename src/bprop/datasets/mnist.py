@@ -1,0 +1,241 @@
+"""MNIST and Fashion-MNIST: find the four IDX files on disk, verify them, or download them.
+
+Where the files are looked for, in order:
+
+1. the ``data_dir`` argument, if given (then only there);
+2. ``$BPROP_DATA/mnist`` or ``$BPROP_DATA/fashion-mnist``;
+3. the per-user cache, ``$XDG_CACHE_HOME/bprop/<name>`` (``~/.cache/bprop/<name>`` by default);
+4. for Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian's
+   ``dataset-fashion-mnist`` package).
+
+Each file may be gzipped or not. Every file is verified by the SHA-256 of its *decompressed*
+content, so a genuine copy re-compressed by someone else (Debian's Fashion-MNIST is one) is
+accepted, and a damaged one is refused with the name of the file. When the files are nowhere
+and ``download=True``, they are fetched from the public mirrors into the cache (``data_dir``
+if given), verified the same way before anything is written, and written atomically: a partial
+or corrupt download never becomes a cached file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._files import atomic_write
+from .._progress import ProgressBar
+from .idx import IDXError, decompress, parse_idx, read_bytes
+
+
+@dataclass(frozen=True)
+class IDXFile:
+    name: str            # canonical gzipped name, e.g. "train-images-idx3-ubyte.gz"
+    content_size: int    # bytes once decompressed
+    content_sha256: str  # SHA-256 of the decompressed content
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    folder: str
+    files: dict[str, IDXFile]
+    mirrors: tuple[str, ...]
+    system_dirs: tuple[str, ...] = ()
+
+
+# Checksums of the decompressed content of the canonical files (the compressed MNIST files are
+# byte-identical to the original distribution; see shared/data/mnist/SOURCE.md).
+MNIST = Source(
+    title="MNIST",
+    folder="mnist",
+    files={
+        "train_images": IDXFile("train-images-idx3-ubyte.gz", 47040016,
+                                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        "train_labels": IDXFile("train-labels-idx1-ubyte.gz", 60008,
+                                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        "test_images": IDXFile("t10k-images-idx3-ubyte.gz", 7840016,
+                               "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        "test_labels": IDXFile("t10k-labels-idx1-ubyte.gz", 10008,
+                               "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    },
+    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+             "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+)
+
+FASHION_MNIST = Source(
+    title="Fashion-MNIST",
+    folder="fashion-mnist",
+    files={
+        "train_images": IDXFile("train-images-idx3-ubyte.gz", 47040016,
+                                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "train_labels": IDXFile("train-labels-idx1-ubyte.gz", 60008,
+                                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "test_images": IDXFile("t10k-images-idx3-ubyte.gz", 7840016,
+                               "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "test_labels": IDXFile("t10k-labels-idx1-ubyte.gz", 10008,
+                               "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    },
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+)
+
+#: names of the ten Fashion-MNIST classes, by label
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+
+
+def load_mnist(data_dir=None, *, scale: bool = True, flatten: bool = True,
+               download: bool = True, verbose: bool = True):
+    """The MNIST handwritten digits: ``(X_train, y_train), (X_test, y_test)``.
+
+    Parameters
+    ----------
+    data_dir : folder holding the four files; by default they are searched for (see the
+        module docstring).
+    scale : True for float32 pixels in [0, 1]; False for the raw uint8 values 0..255.
+    flatten : True for images as rows of 784 values (ready for ``fit``); False for 28x28.
+    download : fetch the files from the public mirrors if they are nowhere to be found.
+    verbose : show a progress bar while downloading.
+
+    Returns 60,000 training and 10,000 test images with their labels (uint8, 0..9).
+    """
+    return load(MNIST, data_dir, scale=scale, flatten=flatten, download=download,
+                verbose=verbose)
+
+
+def load_fashion_mnist(data_dir=None, *, scale: bool = True, flatten: bool = True,
+                       download: bool = True, verbose: bool = True):
+    """Zalando's Fashion-MNIST (same layout as :func:`load_mnist`; class names in
+    :data:`FASHION_CLASSES`)."""
+    return load(FASHION_MNIST, data_dir, scale=scale, flatten=flatten, download=download,
+                verbose=verbose)
+
+
+def load(source: Source, data_dir=None, *, scale: bool, flatten: bool, download: bool,
+         verbose: bool):
+    folders = candidate_folders(source, data_dir)
+    found = next((folder for folder in folders if find_files(source, folder)), None)
+    if found is None:
+        if not download:
+            raise FileNotFoundError(missing_message(source, folders, "downloading is off"))
+        found = folders[0] if data_dir is not None else cache_folder(source)
+        fetch(source, found, folders, verbose)
+    paths = find_files(source, found)
+    arrays = {role: read_verified(source.files[role], paths[role]) for role in source.files}
+    splits = []
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise IDXError(f"{paths[f'{split}_images']} holds {len(images)} images but "
+                           f"{paths[f'{split}_labels']} holds {len(labels)} labels")
+        if flatten:
+            images = images.reshape(len(images), -1)
+        if scale:
+            images = images.astype(np.float32) / np.float32(255)
+        splits.append((images, labels))
+    return tuple(splits)
+
+
+def candidate_folders(source: Source, data_dir=None) -> list[Path]:
+    """Where the files are looked for, in order."""
+    if data_dir is not None:
+        return [Path(data_dir)]
+    folders = []
+    if os.environ.get("BPROP_DATA"):
+        folders.append(Path(os.environ["BPROP_DATA"]) / source.folder)
+    folders.append(cache_folder(source))
+    folders.extend(Path(d) for d in source.system_dirs)
+    return folders
+
+
+def cache_folder(source: Source) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bprop" / source.folder
+
+
+def find_files(source: Source, folder: Path) -> dict[str, Path] | None:
+    """The path of each of the four files in ``folder`` (gzipped or not), or None."""
+    paths = {}
+    for role, spec in source.files.items():
+        plain = spec.name[:-len(".gz")]
+        names = [spec.name, plain, plain.replace("-idx", ".idx"),
+                 plain.replace("-idx", ".idx") + ".gz"]
+        path = next((folder / n for n in names if (folder / n).is_file()), None)
+        if path is None:
+            return None
+        paths[role] = path
+    return paths
+
+
+def read_verified(spec: IDXFile, path: Path) -> np.ndarray:
+    content = read_bytes(path)
+    check_content(spec, content, str(path))
+    return parse_idx(content, str(path))
+
+
+def check_content(spec: IDXFile, content: bytes, name: str) -> None:
+    if len(content) != spec.content_size or (
+            hashlib.sha256(content).hexdigest() != spec.content_sha256):
+        raise IDXError(
+            f"{name} is not the genuine {spec.name} (its decompressed content is "
+            f"{len(content)} bytes with a different SHA-256 than expected); the file is damaged "
+            "or a different dataset: delete it and let bprop download it, or replace it"
+        )
+
+
+def fetch(source: Source, folder: Path, searched: list[Path], verbose: bool) -> None:
+    """Download every file into ``folder``, verifying each before it is written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for spec in source.files.values():
+        target = folder / spec.name
+        if target.is_file():
+            continue
+        errors = []
+        for mirror in source.mirrors:
+            try:
+                payload = download(mirror + spec.name, verbose)
+                check_content(spec, decompress(payload, mirror + spec.name),
+                              mirror + spec.name)
+            except (OSError, IDXError, urllib.error.URLError) as error:
+                errors.append(f"{mirror}: {error}")
+                continue
+            with atomic_write(target) as file:
+                file.write(payload)
+            break
+        else:
+            raise FileNotFoundError(
+                missing_message(source, searched, "downloading failed:\n  " + "\n  ".join(errors)))
+
+
+def download(url: str, verbose: bool, timeout: float = 30.0) -> bytes:
+    """The body of ``url``, with a progress bar; raises OSError if it arrives incomplete."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = response.length
+        bar = ProgressBar(total, f"downloading {url.rsplit('/', 1)[-1]}", unit="B") \
+            if verbose else None
+        chunks = []
+        while chunk := response.read(1 << 16):
+            chunks.append(chunk)
+            if bar:
+                bar.update(len(chunk))
+        if bar:
+            bar.close()
+    payload = b"".join(chunks)
+    if total is not None and len(payload) != total:
+        raise OSError(f"incomplete download: {len(payload)} of {total} bytes")
+    return payload
+
+
+def missing_message(source: Source, folders: list[Path], reason: str) -> str:
+    names = ", ".join(spec.name for spec in source.files.values())
+    places = "\n".join(f"  {folder}" for folder in folders)
+    return (
+        f"{source.title} files not found and {reason}.\nPlace these four files ({names}) in "
+        f"one of:\n{places}\nor point BPROP_DATA at a folder holding a '{source.folder}' "
+        "subfolder with them."
+    )
