@@ -100,3 +100,29 @@ def test_callback_errors():
         model.fit([[0.0]], [0.0], loss="mse", callbacks=["early"])
     with pytest.raises(ValueError, match="patience must be a non-negative integer"):
         bp.EarlyStopping(patience=-1)
+
+
+def test_callbacks_receive_the_model_and_monitors_are_checked_before_training():
+    class StopViaFlag(bp.Callback):
+        def on_epoch_end(self, epoch, history):
+            self.model.stop_training = True
+
+    model = bp.Sequential([bp.Dense(1, 1)], seed=0)
+    history = model.fit([[0.0], [1.0]], [0.0, 1.0], loss="mse", epochs=5,
+                        callbacks=[StopViaFlag()])
+    assert history.epochs == 1
+    before = model.layers[0].weight.copy()
+    with pytest.raises(ValueError, match="will have only"):
+        model.fit([[0.0], [1.0]], [0.0, 1.0], loss="mse", epochs=5,
+                  callbacks=[bp.EarlyStopping(monitor="val_loss")])
+    np.testing.assert_array_equal(model.layers[0].weight, before)  # nothing was trained
+
+
+def test_a_nan_epoch_is_never_the_best():
+    stopper = bp.EarlyStopping(monitor="val_loss", patience=5)
+    stopper.on_train_begin(new_model())
+    history = bp.History()
+    for epoch, value in enumerate([float("nan"), 0.5, 0.4]):
+        history.append({"val_loss": value})
+        stopper.on_epoch_end(epoch, history)
+    assert stopper.best == 0.4 and stopper.best_epoch == 2

@@ -100,7 +100,7 @@ def test_toy_argument_errors():
 def test_load_digits_reads_the_copy_scikit_learn_ships():
     pytest.importorskip("sklearn", reason="load_digits needs scikit-learn installed")
     X, y = bp.datasets.load_digits()
-    assert X.shape == (1797, 64) and X.dtype == np.float32 and 0 <= X.min() and X.max() == 1
+    assert X.shape == (1797, 64) and X.dtype == np.float32 and X.min() >= 0 and X.max() == 1
     assert np.bincount(y).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     raw, _ = bp.datasets.load_digits(scale=False)
     assert raw.dtype == np.uint8 and raw.max() == 16
@@ -122,7 +122,7 @@ def test_real_mnist_shapes_counts_and_checksum():
     folder = real_mnist_dir()
     (X_train, y_train), (X_test, y_test) = bp.datasets.load_mnist(folder)
     assert X_train.shape == (60000, 784) and X_train.dtype == np.float32
-    assert X_test.shape == (10000, 784) and 0 <= X_train.min() and X_train.max() == 1
+    assert X_test.shape == (10000, 784) and X_train.min() >= 0 and X_train.max() == 1
     assert np.bincount(y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
                                              5851, 5949]
     assert np.bincount(y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,

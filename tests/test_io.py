@@ -1,5 +1,6 @@
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -65,19 +66,22 @@ def test_a_file_carrying_a_pickle_is_refused_without_running_it(tmp_path):
     path = tmp_path / "evil.npz"
     model.save(path)
     marker = tmp_path / "code-ran"
-    # Add an object array, which .npy stores as a pickle.
-    with zipfile.ZipFile(path, "a") as archive, archive.open("param/evil.npy", "w") as member:
-        np.lib.format.write_array(member, np.array([Boom(str(marker))], dtype=object),
-                                  allow_pickle=True)
+    # Replace the first weights with an object array, which .npy stores as a pickle (a zip
+    # member added under an existing name takes precedence for every reader).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(path, "a") as archive, \
+                archive.open("param/0.weight.npy", "w") as member:
+            np.lib.format.write_array(member, np.array([Boom(str(marker))], dtype=object),
+                                      allow_pickle=True)
     with zipfile.ZipFile(path) as archive:  # the payload really is there
-        assert b"mkdir" in archive.read("param/evil.npy") and b"code-ran" in archive.read(
-            "param/evil.npy")
+        assert b"mkdir" in archive.read("param/0.weight.npy")
     with pytest.raises(bp.ModelFileError, match="pickled Python objects"):
         bp.load(path)
     assert not marker.exists()
     # The payload is live: a loader that allowed pickles would have run it.
     with np.load(path, allow_pickle=True) as archive:
-        archive["param/evil"]
+        archive["param/0.weight"]
     assert marker.exists()
 
 
@@ -137,7 +141,7 @@ def test_damaged_weights_and_unknown_layers_are_reported(tmp_path):
         arrays = {name: archive[name] for name in archive.files}
     arrays["param/0.weight"] = np.zeros((2, 2), dtype=np.float32)
     np.savez(tmp_path / "bad_shape.npz", **arrays)
-    with pytest.raises(bp.ModelFileError, match="damaged.*0.weight has shape"):
+    with pytest.raises(bp.ModelFileError, match="damaged: 'param/0.weight' has shape"):
         bp.load(tmp_path / "bad_shape.npz")
     header = json.loads(arrays["__header__"].tobytes())
     header["layers"][2]["type"] = "os.system"
@@ -157,3 +161,114 @@ def test_save_errors(tmp_path):
         bp.Sequential([bp.Dense(1, 1)]).save(tmp_path / "missing" / "m.npz")
     with pytest.raises(FileNotFoundError, match="no model file"):
         bp.load(tmp_path / "nothing.npz")
+
+
+def rewrite(path, change):
+    """Rewrite a saved model file after ``change(arrays, header)`` edits its content."""
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(arrays["__header__"].tobytes())
+    change(arrays, header)
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def set_step(step):
+    def change(arrays, header):
+        header["optimizer"]["step"] = step
+    return change
+
+
+def drop_moments(arrays, header):
+    del arrays["optim/mean"]
+
+
+def nan_moment(arrays, header):
+    arrays["optim/mean"] = np.full_like(arrays["optim/mean"], np.nan)
+
+
+def negative_variance(arrays, header):
+    arrays["buffer/1.running_var"] = -np.ones_like(arrays["buffer/1.running_var"])
+
+
+def text_weights(arrays, header):
+    arrays["param/0.weight"] = np.full(arrays["param/0.weight"].shape, "x")
+
+
+def huge_layer(arrays, header):
+    header["layers"][0]["config"]["n_out"] = 10**13
+
+
+def wrong_optimizer_size(arrays, header):
+    arrays["optim/square"] = arrays["optim/square"][:5]
+
+
+def extra_member(arrays, header):
+    arrays["notes"] = np.zeros(3)
+
+
+@pytest.mark.parametrize("change, message", [
+    (set_step(-1), "step count must be a whole number >= 0"),
+    (set_step(1e300), "step count must be a whole number >= 0"),
+    (drop_moments, "keeps the arrays"),
+    (nan_moment, "'mean' holds invalid values"),
+    (negative_variance, "1.running_var holds invalid values"),
+    (text_weights, "holds <U1, not numbers"),
+    (huge_layer, "'param/0.weight' has shape \\(4, 16\\) but the model description needs"),
+    (wrong_optimizer_size, "'optim/square' has shape \\(5,\\)"),
+    (extra_member, "unexpected entries \\['notes.npy'\\]"),
+])
+def test_hostile_or_damaged_contents_are_refused_clearly(tmp_path, change, message):
+    model, optimizer, _, _ = trained_model()
+    path = tmp_path / "model.npz"
+    model.save(path, optimizer=optimizer)
+    rewrite(path, change)
+    with pytest.raises(bp.ModelFileError, match=message):
+        bp.load(path, optimizer=True)
+
+
+def test_malformed_archives_never_escape_as_raw_exceptions(tmp_path):
+    model, _, _, _ = trained_model()
+    # A header stored as raw bytes instead of an .npy array.
+    raw_header = tmp_path / "raw_header.npz"
+    with zipfile.ZipFile(raw_header, "w") as archive:
+        archive.writestr("__header__.npy", b'{"format": "bprop-model"}')
+    # A header nested deeper than json can parse.
+    deep = tmp_path / "deep.npz"
+    model.save(deep)
+    rewrite(deep, lambda arrays, header: header.update(layers="[" * 100000))
+    # A zip whose declared unpacked size is huge (the central directory says so).
+    bomb = tmp_path / "bomb.npz"
+    model.save(bomb)
+    for path, message in [(raw_header, "not a valid bprop model file"),
+                          (deep, "no layers"),
+                          (bomb, "more than max_bytes=100")]:
+        with pytest.raises(bp.ModelFileError, match=message):
+            bp.load(path, max_bytes=100 if path is bomb else 2**31)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    model, _, _, _ = trained_model()
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path / "new.npz")
+        (tmp_path / "shared.npz").write_bytes(b"")
+        os.chmod(tmp_path / "shared.npz", 0o640)
+        model.save(tmp_path / "shared.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "shared.npz").stat().st_mode & 0o777 == 0o640  # replaced file's mode kept
+
+
+def test_every_layer_type_with_state_has_its_shapes_known_to_the_loader():
+    from bprop.layers import LAYERS
+
+    examples = {"Dense": bp.Dense(3, 2), "BatchNorm": bp.BatchNorm(4)}
+    for name, cls in LAYERS.items():
+        layer = examples.get(name) or cls()
+        actual = {n: p.shape for n, p in layer.params.items()}
+        actual.update({n: b.shape for n, b in layer.buffers.items()})
+        assert io.parameter_shapes(name, layer.get_config()) == actual, name
+    assert io.parameter_shapes("Dense", {"n_in": 3, "n_out": 2, "bias": False}) == {
+        "weight": (3, 2)}

@@ -272,3 +272,22 @@ def test_softmax_cross_entropy_targets_must_be_distributions():
     model = bp.Sequential([bp.Dense(2, 3)], seed=0)
     with pytest.raises(ValueError, match="row 0 is"):
         model.fit(np.zeros((2, 2)), np.ones((2, 3)), loss="softmax_cross_entropy")
+
+
+def test_divergence_resets_the_optimizer_state():
+    X = np.linspace(-1, 1, 10, dtype=np.float32).reshape(-1, 2)
+    model = bp.Sequential([bp.Dense(2, 1)], seed=0)
+    optimizer = bp.SGD(lr=1e36, momentum=0.9)
+    with pytest.raises(bp.TrainingDivergedError, match="state .* was reset"):
+        model.fit(X, np.arange(5) * 1e3, loss="mse", optimizer=optimizer, batch_size=5)
+    assert optimizer.state_dict(model.parameters()) == {"step": 0, "arrays": {}}
+
+
+def test_batchnorm_never_sees_a_last_batch_of_one():
+    X = np.random.default_rng(0).standard_normal((21, 3))
+    model = bp.Sequential([bp.Dense(3, 4), bp.BatchNorm(4), bp.Dense(4, 1)], seed=0)
+    assert [len(range(21)[b]) for b in model._batches(21, 10, shuffle=False)] == [10, 11]
+    assert sorted(np.concatenate(model._batches(21, 10, shuffle=True))) == list(range(21))
+    model.fit(X, X[:, 0], loss="mse", epochs=2, batch_size=10)  # would fail on a batch of 1
+    plain = bp.Sequential([bp.Dense(3, 1)], seed=0)
+    assert len(plain._batches(21, 10, shuffle=False)) == 3

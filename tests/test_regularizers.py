@@ -70,18 +70,29 @@ def test_fit_reports_the_penalised_loss_and_l2_equals_sgd_weight_decay():
         data_loss + bp.L2(0.5).forward(initial.parameters()), rel=1e-12)
 
 
-def test_clipping_in_fit():
-    X = np.array([[1.0], [2.0]])
-    y = np.array([100.0, 200.0])
-    for kwargs, check in [
-        ({"clip_value": 0.5}, lambda step: np.all(np.abs(step) <= 0.5 * 0.1 + 1e-12)),
-        ({"clip_norm": 1.0}, lambda step: np.linalg.norm(step) <= 0.1 + 1e-12),
-    ]:
+def test_clipping_in_fit_rewrites_the_gradient_exactly():
+    X, y = np.array([[1.0], [2.0]]), np.array([100.0, 200.0])
+
+    def gradient_and_step(**kwargs):
         model = bp.Sequential([bp.Dense(1, 1)], seed=0, dtype="float64")
+        probe = model.astype("float64")
+        loss = bp.MSE()
+        loss.forward(probe.forward(X), y)
+        probe.zero_grad()
+        probe.backward(loss.backward())
+        raw = np.concatenate([p.grad.ravel() for p in probe.parameters()])
         before = np.concatenate([p.value.ravel() for p in model.parameters()])
         model.fit(X, y, loss="mse", optimizer=bp.SGD(lr=0.1), batch_size=None, **kwargs)
         after = np.concatenate([p.value.ravel() for p in model.parameters()])
-        assert check(after - before), kwargs
+        return raw, (before - after) / 0.1   # the gradient SGD actually used
+
+    raw, used = gradient_and_step(clip_value=0.5)
+    assert np.abs(raw).min() > 0.5
+    np.testing.assert_allclose(used, np.sign(raw) * 0.5)
+    raw, used = gradient_and_step(clip_norm=1.0)
+    np.testing.assert_allclose(used, raw / np.linalg.norm(raw))  # norm 1, direction kept
+    raw, used = gradient_and_step(clip_norm=1e6)
+    np.testing.assert_allclose(used, raw)                         # under the limit: untouched
 
 
 def test_clip_grad_norm_matches_pytorch():

@@ -91,3 +91,21 @@ def test_schedule_errors():
         bp.ReduceLROnPlateau(bp.SGD(lr=0.1)).step()
     with pytest.raises(TypeError, match="needs a bprop Optimizer"):
         bp.StepLR("adam", step_size=1)
+
+
+def test_reduce_on_plateau_matches_pytorch_with_an_absolute_threshold():
+    torch = pytest.importorskip("torch")
+    losses = [1.0, 0.9, 0.9, 0.899, 0.95, 0.85, 0.86, 0.86, 0.86, 0.84, 0.9, 0.9, 0.9, 0.9]
+    param = torch.zeros(1, requires_grad=True)
+    torch_opt = torch.optim.SGD([param], lr=1.0)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch_opt, factor=0.5, patience=1, threshold=0.005, threshold_mode="abs")
+    ours = bp.ReduceLROnPlateau(bp.SGD(lr=1.0), factor=0.5, patience=1, min_delta=0.005)
+    for loss in losses:
+        theirs.step(loss)
+        assert ours.step(loss) == torch_opt.param_groups[0]["lr"]
+
+
+def test_reduce_on_plateau_never_raises_the_rate():
+    schedule = bp.ReduceLROnPlateau(bp.SGD(lr=0.01), factor=0.5, patience=0, min_lr=0.1)
+    assert [schedule.step(1.0) for _ in range(3)] == [0.01, 0.01, 0.01]

@@ -85,50 +85,134 @@ def save(model: Sequential, path, optimizer: Optimizer | None = None) -> Path:
     return path
 
 
-def load(path, optimizer: bool = False):
+def load(path, optimizer: bool = False, max_bytes: int = 2**31):
     """Read a model written by :func:`save` / ``model.save``.
 
     Returns the model, or ``(model, optimizer)`` with ``optimizer=True`` (the optimizer is
     None if the file holds none). The loaded model predicts exactly what the saved one did.
 
+    Nothing in the file is trusted: arrays are read without pickle support, only bprop's own
+    layer, loss and optimizer classes are built, every array's shape is checked against the
+    layer descriptions before anything is allocated, and a file that would unpack to more than
+    ``max_bytes`` (2 GiB) is refused unless you raise the limit.
+
     Raises
     ------
     ModelFileError
-        If the file is not a bprop model, is damaged, carries pickled objects, or comes from
-        an unknown format version.
+        If the file is not a bprop model, is damaged, carries pickled objects, comes from an
+        unknown format version, or is larger than ``max_bytes``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path} is not a readable bprop model file (not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "__header__" not in archive.files:
-                raise ModelFileError(f"{path} is not a bprop model file (it has no header)")
-            arrays = {name: archive[name] for name in archive.files}
+        return _load(path, optimizer, max_bytes)
     except ModelFileError:
         raise
-    except ValueError as error:
-        if "pickle" in str(error):
+    except Exception as error:  # whatever a damaged or hostile file provokes, said plainly
+        raise ModelFileError(
+            f"{path} is not a valid bprop model file ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _load(path: Path, with_optimizer: bool, max_bytes: int):
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a readable bprop model file (not an .npz archive)")
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        unpacked = sum(info.file_size for info in members.values())
+        if unpacked > max_bytes:
             raise ModelFileError(
-                f"refusing to load {path}: it contains pickled Python objects, which could run "
-                "code; bprop model files hold only plain arrays"
-            ) from None
-        raise ModelFileError(f"{path} is not a readable bprop model file: {error}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ModelFileError(f"{path} is not a readable bprop model file: {error}") from None
-    header = _read_header(arrays.pop("__header__"), path)
-    model = _build_model(header, path)
-    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    buffers = {k[len("buffer/"):]: v for k, v in arrays.items() if k.startswith("buffer/")}
-    try:
-        model.load_state_dict({**params, **buffers})
-    except ValueError as error:
-        raise ModelFileError(f"{path} is damaged: {error}") from None
-    if not optimizer:
-        return model
-    return model, _build_optimizer(header, arrays, model, path)
+                f"{path} would unpack to {unpacked:,} bytes, more than max_bytes={max_bytes:,}; "
+                "if you trust the file, load it with a larger max_bytes")
+        if "__header__.npy" not in members:
+            raise ModelFileError(f"{path} is not a bprop model file (it has no header)")
+        raw = _read_array(archive, members, "__header__", None, path, max_elements=1 << 20)
+        header = _read_header(raw, path)
+        shapes = _state_shapes(header, path)
+        unexpected = sorted(
+            name for name in members if name != "__header__.npy"
+            and name.removesuffix(".npy") not in shapes and not name.startswith("optim/"))
+        if unexpected:
+            raise ModelFileError(f"{path} is damaged: unexpected entries {unexpected}")
+        state = {name: _read_array(archive, members, name, shape, path)
+                 for name, shape in shapes.items()}
+        model = _build_model(header, path)
+        try:
+            model.load_state_dict(
+                {name.split("/", 1)[1]: array for name, array in state.items()})
+        except ValueError as error:
+            raise ModelFileError(f"{path} is damaged: {error}") from None
+        _check_buffers(model, path)
+        if not with_optimizer:
+            return model
+        return model, _build_optimizer(header, archive, members, model, path)
+
+
+def _read_array(archive: zipfile.ZipFile, members: dict, name: str, shape, path: Path,
+                max_elements: int | None = None) -> np.ndarray:
+    """Read ``name``.npy from the archive after checking its header: no objects (pickles),
+    a plain numeric dtype, and the expected ``shape`` (if given)."""
+    info = members.get(name + ".npy")
+    if info is None:
+        raise ModelFileError(f"{path} is damaged: the array {name!r} is missing")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        found_shape, _, dtype = read_header(member)
+    if dtype.hasobject:
+        raise ModelFileError(
+            f"refusing to load {path}: {name!r} holds pickled Python objects, which could run "
+            "code; bprop model files hold only plain arrays")
+    if dtype.kind not in "uif":
+        raise ModelFileError(f"{path} is damaged: {name!r} holds {dtype}, not numbers")
+    if shape is not None and tuple(found_shape) != tuple(shape):
+        raise ModelFileError(f"{path} is damaged: {name!r} has shape {tuple(found_shape)} but "
+                             f"the model description needs {tuple(shape)}")
+    if max_elements is not None and np.prod(found_shape) > max_elements:
+        raise ModelFileError(f"{path} is damaged: {name!r} is implausibly large")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _state_shapes(header: dict, path: Path) -> dict[str, tuple[int, ...]]:
+    """``{"param/0.weight": (n_in, n_out), "buffer/1.running_mean": (n,), ...}`` computed from
+    the layer descriptions alone, so that nothing is allocated before the arrays in the file
+    are known to match."""
+    shapes = {}
+    layers = header.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ModelFileError(f"{path} has an invalid model description: no layers")
+    for i, spec in enumerate(layers):
+        if not isinstance(spec, dict) or spec.get("type") not in LAYERS:
+            kind = spec.get("type") if isinstance(spec, dict) else spec
+            raise ModelFileError(f"{path} names an unknown layer type {kind!r}")
+        for name, shape in parameter_shapes(spec["type"], spec.get("config", {})).items():
+            prefix = "buffer" if name.startswith("running_") else "param"
+            shapes[f"{prefix}/{i}.{name}"] = shape
+    return shapes
+
+
+def parameter_shapes(layer_type: str, config: dict) -> dict[str, tuple[int, ...]]:
+    """The shapes of the parameters and buffers of a layer of this type and configuration."""
+    if layer_type == "Dense":
+        n_in, n_out = int(config["n_in"]), int(config["n_out"])
+        shapes = {"weight": (n_in, n_out)}
+        if config.get("bias", True):
+            shapes["bias"] = (n_out,)
+        return shapes
+    if layer_type == "BatchNorm":
+        n = int(config["n_features"])
+        return {"weight": (n,), "bias": (n,), "running_mean": (n,), "running_var": (n,)}
+    return {}
+
+
+def _check_buffers(model: Sequential, path: Path) -> None:
+    for i, layer in enumerate(model.layers):
+        for name, buffer in layer.buffers.items():
+            if not np.isfinite(buffer).all() or (name == "running_var" and buffer.min() < 0):
+                raise ModelFileError(f"{path} is damaged: {i}.{name} holds invalid values")
 
 
 def _read_header(raw: np.ndarray, path: Path) -> dict:
@@ -170,18 +254,21 @@ def _build_model(header: dict, path: Path) -> Sequential:
     return model
 
 
-def _build_optimizer(header: dict, arrays: dict, model: Sequential, path: Path):
+def _build_optimizer(header: dict, archive: zipfile.ZipFile, members: dict,
+                     model: Sequential, path: Path) -> Optimizer | None:
     spec = header.get("optimizer")
     if spec is None:
         return None
+    optimizer = _build(OPTIMIZERS, spec, "optimizer", path)
+    size = sum(p.size for p in model.parameters())
+    names = [n[len("optim/"):-len(".npy")] for n in members
+             if n.startswith("optim/") and n.endswith(".npy")]
+    arrays = {name: _read_array(archive, members, f"optim/{name}", (size,), path)
+              for name in names}
     try:
-        optimizer = _build(OPTIMIZERS, spec, "optimizer", path)
-        state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
-        optimizer.load_state_dict(model.parameters(), {"step": spec["step"], "arrays": state})
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelFileError(f"{path} has an invalid optimizer description: {error}") from None
+        optimizer.load_state_dict(model.parameters(), {"step": spec["step"], "arrays": arrays})
+    except ValueError as error:
+        raise ModelFileError(f"{path} has an invalid optimizer state: {error}") from None
     return optimizer
 
 

@@ -27,7 +27,7 @@ from ._checks import (
     check_seed,
 )
 from .callbacks import Callback
-from .layers import Layer, Sigmoid, Softmax
+from .layers import BatchNorm, Layer, Sigmoid, Softmax
 from .losses import (
     BinaryCrossEntropy,
     Loss,
@@ -341,8 +341,10 @@ class Sequential:
         self.stop_training = False
         history = History()
         step = _TrainingStep(self, loss, optimizer, regularizer, clip_value, clip_norm)
+        self._check_monitors([schedule, *callbacks], metrics, validation_data is not None)
         for callback in callbacks:
             if isinstance(callback, Callback):
+                callback.model = self
                 callback.on_train_begin(self)
         was_training = self.training
         try:
@@ -372,22 +374,49 @@ class Sequential:
                 callback.on_train_end(self)
         return history
 
+    def _check_monitors(self, watchers: list, metrics: list[str], validating: bool) -> None:
+        """Refuse, before any epoch runs, a callback or schedule watching a value that the
+        history will not have."""
+        keys = {"loss", "lr", *metrics}
+        if validating:
+            keys |= {"val_loss", *(f"val_{m}" for m in metrics)}
+        for watcher in watchers:
+            monitor = getattr(watcher, "monitor", None)
+            if monitor is not None and monitor not in keys:
+                hint = ("pass validation_data to fit" if monitor.startswith("val_")
+                        else "add it to metrics")
+                raise ValueError(f"{type(watcher).__name__} monitors {monitor!r} but the history "
+                                 f"will have only {sorted(keys)}; {hint} or monitor='loss'")
+
+    def _batches(self, n_samples: int, batch_size: int, shuffle: bool) -> list:
+        """The rows of each mini-batch of one epoch (slices when not shuffling)."""
+        starts = list(range(0, n_samples, batch_size))
+        # BatchNorm cannot train on a single sample: fold a last batch of one into the one
+        # before it rather than fail in the middle of an epoch.
+        has_batchnorm = any(isinstance(layer, BatchNorm) for layer in self.layers)
+        if has_batchnorm and len(starts) > 1 and n_samples - starts[-1] == 1:
+            starts.pop()
+        stops = starts[1:] + [n_samples]
+        if not shuffle:
+            return [slice(a, b) for a, b in zip(starts, stops, strict=True)]
+        order = self.rng.permutation(n_samples)
+        return [order[a:b] for a, b in zip(starts, stops, strict=True)]
+
     def _train_epoch(self, X, y, step: _TrainingStep, batch_size: int, shuffle: bool,
                      metrics: list[str], epoch: int, history: History) -> dict[str, float]:
         """One pass over the data in mini-batches; the epoch's running loss and metrics."""
         n_samples = len(X)
-        order = self.rng.permutation(n_samples) if shuffle else None
         data_loss, penalty, outputs = 0.0, 0.0, []
-        for start in range(0, n_samples, batch_size):
-            batch = (slice(start, start + batch_size) if order is None
-                     else order[start:start + batch_size])
+        for batch in self._batches(n_samples, batch_size, shuffle):
             try:
                 out, batch_loss, batch_penalty = step(X[batch], y[batch])
             except FloatingPointError as error:
+                step.optimizer.reset(step.parameters)
                 raise TrainingDivergedError(
-                    f"{error} in epoch {epoch + 1}; training stopped and the model keeps its "
-                    "last finite weights. Try a smaller learning rate, scaled inputs, or "
-                    "gradient clipping (clip_norm=...).", history) from None
+                    f"{error} in epoch {epoch + 1}; training stopped, the model keeps its "
+                    "last finite weights and the optimizer's state (moments, step count) was "
+                    "reset. Try a smaller learning rate, scaled inputs, or gradient clipping "
+                    "(clip_norm=...).", history) from None
             # A mean loss is averaged over the epoch's samples; a summed one is summed over them.
             data_loss += batch_loss * len(out) if step.loss.reduction == "mean" else batch_loss
             penalty += batch_penalty * len(out)

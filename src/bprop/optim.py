@@ -92,18 +92,35 @@ class Optimizer:
         return {"step": state["step"],
                 "arrays": {k: v.copy() for k, v in state["arrays"].items()}}
 
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state arrays this optimizer keeps once it has taken a step."""
+        return ()
+
+    def reset(self, parameters: Iterable[Parameter]) -> None:
+        """Forget the state (step count, moments) kept for ``parameters``."""
+        self._states.pop(tuple(id(p) for p in parameters), None)
+
     def load_state_dict(self, parameters: Iterable[Parameter], saved: dict) -> None:
         """Restore state saved by :meth:`state_dict` for the same parameter layout."""
         parameters = list(parameters)
         values, _ = flat_views(parameters)
-        state = self._state(parameters, values)
-        for name, array in saved["arrays"].items():
+        step, arrays = saved["step"], saved["arrays"]
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"the step count must be a whole number >= 0, got {step!r}")
+        expected = set(self.state_names())
+        if (set(arrays) != expected if step else not set(arrays) <= expected):
+            raise ValueError(f"{type(self).__name__} after {step} steps keeps the arrays "
+                             f"{sorted(expected) if step else []}, got {sorted(arrays)}")
+        for name, array in arrays.items():
             if array.shape != values.shape:
                 raise ValueError(
                     f"optimizer state {name!r} has shape {array.shape} but the parameters "
                     f"hold {values.shape[0]} values; was it saved for another model?"
                 )
-        state["step"] = int(saved["step"])
+            if not np.isfinite(array).all() or (name == "square" and array.min() < 0):
+                raise ValueError(f"optimizer state {name!r} holds invalid values")
+        state = self._state(parameters, values)
+        state["step"] = int(step)
         state["arrays"] = {k: np.array(v, dtype=values.dtype) for k, v in saved["arrays"].items()}
 
     def get_config(self) -> dict:
@@ -153,6 +170,9 @@ class SGD(Optimizer):
             grads = grads + self.momentum * velocity if self.nesterov else velocity
         values -= self.lr * grads
 
+    def state_names(self) -> tuple[str, ...]:
+        return ("velocity",) if self.momentum else ()
+
     def get_config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
@@ -198,6 +218,9 @@ class Adam(Optimizer):
         denominator /= np.sqrt(1 - beta2**step)
         denominator += self.eps
         values -= (self.lr / (1 - beta1**step)) * mean / denominator
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("mean", "square")
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
@@ -267,6 +290,9 @@ class RMSProp(Optimizer):
             values -= self.lr * buffer
         else:
             values -= self.lr * grads / denominator
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("square",) + ("mean",) * self.centered + ("momentum",) * (self.momentum > 0)
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,

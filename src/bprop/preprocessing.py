@@ -210,5 +210,6 @@ def minibatches(X, y=None, batch_size: int = 32, shuffle: bool = True,
     order = np.random.default_rng(check_seed(seed)).permutation(n) if shuffle else None
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        stop_row = start + batch_size
+        rows = slice(start, stop_row) if order is None else order[start:stop_row]
         yield X[rows] if y is None else (X[rows], y[rows])

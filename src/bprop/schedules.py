@@ -126,7 +126,9 @@ class ReduceLROnPlateau(Schedule):
     An epoch improves on the best value so far when it is lower by more than ``min_delta``
     (``mode="min"``) or higher by more than ``min_delta`` (``mode="max"``); ``"auto"`` picks
     ``"max"`` for accuracy and r2 and ``"min"`` otherwise. After a reduction the count starts
-    again; the rate never goes below ``min_lr``.
+    again; the rate never goes below ``min_lr``. ``min_delta`` is absolute (Keras's rule);
+    PyTorch's default is relative (``threshold=1e-4``, ``threshold_mode="rel"``) and its
+    ``threshold_mode="abs"`` is this rule.
 
     >>> from bprop.optim import SGD
     >>> schedule = ReduceLROnPlateau(SGD(lr=1.0), factor=0.5, patience=1)
@@ -163,7 +165,9 @@ class ReduceLROnPlateau(Schedule):
         else:
             self.bad_epochs += 1
             if self.bad_epochs > self.patience:
-                self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
+                # Never raise the rate: a min_lr above the current rate only stops reductions.
+                self.optimizer.lr = min(self.optimizer.lr,
+                                        max(self.optimizer.lr * self.factor, self.min_lr))
                 self.bad_epochs = 0
         return self.optimizer.lr
 
@@ -177,7 +181,12 @@ def resolve_mode(mode: str, monitor: str) -> str:
 
 
 def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
-    """Whether ``value`` beats ``best`` by more than ``min_delta`` in direction ``mode``."""
+    """Whether ``value`` beats ``best`` by more than ``min_delta`` in direction ``mode``.
+
+    A NaN or infinite value never counts as an improvement.
+    """
+    if not math.isfinite(value):
+        return False
     if best is None:
         return True
     return value < best - min_delta if mode == "min" else value > best + min_delta
