@@ -1,5 +1,6 @@
 """The README's commands and code are real: CI runs its test command, its code blocks run."""
 
+import os
 import re
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def test_readme_python_block_runs_and_prints_what_it_claims(index, capsys, tmp_p
                                                            monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks may write files (a saved model)
     block = blocks("python")[index]
+    if "load_mnist" in block:
+        shared = ROOT.parent / "shared" / "data"
+        if (shared / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+            monkeypatch.setenv("BPROP_DATA", str(shared))
+        elif not os.environ.get("BPROP_DATA"):
+            pytest.skip("MNIST is not in ../shared/data and BPROP_DATA is not set")
     exec(compile(block, f"README block {index}", "exec"), {})
     printed = capsys.readouterr().out
     assert printed
