@@ -46,6 +46,13 @@ def test_perceptron_separates_separable_data():
     assert result["accuracy"] == 1.0 and result["model"].converged_
 
 
+def test_a_network_trained_with_autograd_alone():
+    result = load("autograd_moons").run()
+    assert result["losses"][-1] < 0.1 * result["losses"][0]
+    assert result["accuracy"] >= 0.97
+    assert "W1" in result["graph"] and "tanh" in result["graph"]
+
+
 def test_seed_demos_script_runs_and_draws_pictures(tmp_path):
     pytest.importorskip("matplotlib")
     done = subprocess.run([sys.executable, str(EXAMPLES / "seed_demos.py"), str(tmp_path)],

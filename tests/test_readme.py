@@ -44,3 +44,12 @@ def test_readme_python_block_runs_and_prints_what_it_claims(index, capsys, tmp_p
     assert printed
     for claim in claimed_outputs(block):
         assert claim.strip() in printed, f"README claims {claim!r}; it printed:\n{printed}"
+
+
+def test_readme_blocks_followed_by_their_output_print_exactly_that(capsys):
+    block = r"((?:(?!```).)*)```"  # everything up to the block's closing fence
+    pairs = re.findall(rf"```python\n{block}\n\nprints\n\n```\n{block}", README, flags=re.S)
+    assert pairs, "the README shows at least one block with its output"
+    for code, output in pairs:
+        exec(compile(code, "README block", "exec"), {})
+        assert capsys.readouterr().out == output
