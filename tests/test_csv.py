@@ -73,3 +73,36 @@ def test_fit_on_a_loaded_csv(tmp_path):
     model = bp.Sequential([bp.Dense(2, 2)], seed=0)
     model.fit(data.X, data.y, loss="cross_entropy", optimizer=bp.SGD(0.5), epochs=50)
     assert model.evaluate(data.X, data.y)["accuracy"] > 0.95
+
+
+def test_a_headerless_file_with_text_labels_keeps_its_first_row(tmp_path):
+    data = load_csv(write(tmp_path, "5.1,3.5,setosa\n6.2,2.9,virginica\n4.9,3.0,setosa\n"))
+    assert len(data.X) == 3 and data.classes == ["setosa", "virginica"]
+    assert data.y.tolist() == [0, 1, 0] and data.target_name == "column 2"
+
+
+def test_a_trailing_delimiter_is_ignored(tmp_path):
+    data = load_csv(write(tmp_path, "a,b,y,\n1,2,0,\n3,4,1,\n"), target="y")
+    assert data.X.tolist() == [[1, 2], [3, 4]] and data.feature_names == ["a", "b"]
+
+
+@pytest.mark.parametrize("text, kwargs, message", [
+    ("a;b;y\n1;2;0\n", {}, "only one column.*Is the delimiter ',' right"),
+    ("a,b,y\n1,inf,0\n", {}, "line 2, column 'b': 'inf' is not finite"),
+    ("a,b,y\n1,2,1e400\n", {}, "line 2, column 'y': the target inf is not finite"),
+    ("a,b,y\n1,2,0\n", {"dtype": "int32"}, "dtype must be 'float32' or 'float64'"),
+    ("a,b,y\n1,2,0\n", {"header": "no"}, "header must be True, False or 'auto'"),
+    ('a,b,y\n1,2,"two\nlines"\n3,x,1\n', {}, "line 4, column 'b'"),  # quoted newline
+])
+def test_more_bad_files(tmp_path, text, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        load_csv(write(tmp_path, text), **kwargs)
+
+
+def test_large_whole_numbers_stay_floats_and_non_utf8_is_reported(tmp_path):
+    data = load_csv(write(tmp_path, "a,y\n1,1e20\n2,3\n"))
+    assert data.y.dtype == np.float64 and data.y[0] == 1e20
+    path = tmp_path / "latin.csv"
+    path.write_bytes("a,y\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin.csv is not UTF-8 text"):
+        load_csv(path)

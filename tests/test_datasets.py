@@ -294,3 +294,79 @@ def test_no_network_gives_the_manual_instructions(isolated):
                           mirrors=("http://127.0.0.1:9/",))
     with pytest.raises(FileNotFoundError, match="(?s)downloading failed.*Place these four files"):
         mnist.load(source, None, scale=True, flatten=True, download=True, verbose=False)
+
+
+def test_a_folder_with_only_some_files_says_which_are_missing(isolated):
+    source, folder, _ = fake_source(isolated)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="has some of the files, but not "
+                                                "t10k-labels-idx1-ubyte.gz"):
+        mnist.load(source, folder, scale=True, flatten=True, download=False, verbose=False)
+
+
+def test_env_folder_wins_over_the_cache_and_paths_are_expanded(isolated, monkeypatch):
+    source, folder, arrays = fake_source(isolated)
+    other, _, other_arrays = fake_source(isolated / "other", seed=1)
+    cache = isolated / "cache" / "bprop" / "fake"
+    shutil.copytree(isolated / "other" / "files", cache)
+    monkeypatch.setenv("HOME", str(isolated))
+    (isolated / "env").mkdir()
+    shutil.copytree(folder, isolated / "env" / "fake")
+    monkeypatch.setenv("BPROP_DATA", "~/env")
+    # The fake sets differ in content, so their checksums tell which folder was read.
+    (_, y_env), _ = mnist.load(source, None, scale=True, flatten=True, download=False,
+                               verbose=False)
+    np.testing.assert_array_equal(y_env, arrays["train_labels"])
+    monkeypatch.delenv("BPROP_DATA")
+    (_, y_cache), _ = mnist.load(other, None, scale=True, flatten=True, download=False,
+                                 verbose=False)
+    np.testing.assert_array_equal(y_cache, other_arrays["train_labels"])
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert mnist.cache_folder(source) == isolated / ".cache" / "bprop" / "fake"
+
+
+def test_fashion_mnist_is_found_where_debian_installs_it(isolated):
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    (_, y_train), _ = bp.datasets.load_fashion_mnist(download=False)
+    assert len(y_train) == 60000 and y_train.dtype == np.int64
+
+
+class GarbageServer:
+    """Answers every connection on 127.0.0.1 with something that is not HTTP."""
+
+    def __init__(self):
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"garbage\r\n\r\n")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.socket.close()
+
+
+def test_a_mirror_speaking_garbage_is_skipped_for_the_next(isolated):
+    source, folder, arrays = fake_source(isolated)
+    with GarbageServer() as garbage, FileServer(folder) as good:
+        source = mnist.Source(source.title, source.folder, source.files,
+                              mirrors=(garbage.url, good.url))
+        (_, y_train), _ = mnist.load(source, None, scale=True, flatten=True, download=True,
+                                     verbose=False)
+    np.testing.assert_array_equal(y_train, arrays["train_labels"])

@@ -55,3 +55,10 @@ def test_write_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(tmp_path / "absent")
     assert parse_idx(bytes([0, 0, 8, 0, 9])).tolist() == 9  # a 0-dimensional array
+
+
+def test_absurd_header_sizes_are_reported_not_overflowed(tmp_path):
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 4]) + (2**32 - 1).to_bytes(4, "big") * 4 + b"\0" * 10)
+    with pytest.raises(IDXError, match="huge-idx3-ubyte: truncated.*file holds 10"):
+        read_idx(path)

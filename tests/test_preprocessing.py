@@ -83,3 +83,37 @@ def test_minibatches_cover_the_data_once():
     assert [b.tolist() for b in kept] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     again = [b for b, _ in bp.minibatches(X, y, batch_size=4, seed=0)]
     assert all((a == b).all() for a, (b, _) in zip(again, batches, strict=True))
+
+
+@pytest.mark.parametrize("n_classes, per_class, test_size", [
+    (10, 10, 15), (3, 7, 0.3), (50, 4, 0.5), (4, 3, 4)])
+def test_stratified_split_gives_exactly_the_requested_size(n_classes, per_class, test_size):
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = np.arange(len(y)).reshape(-1, 1)
+    _, X_test, _, y_test = bp.train_test_split(X, y, test_size=test_size, stratify=y, seed=0)
+    expected = test_size if isinstance(test_size, int) else int(np.ceil(test_size * len(y)))
+    assert len(y_test) == expected
+    assert set(y_test) == set(range(n_classes))           # every class on the test side
+    assert len(set(range(len(y))) - set(X_test.ravel())) >= n_classes  # and on the train side
+
+
+def test_stratified_split_refuses_parts_smaller_than_the_number_of_classes():
+    y = np.repeat(np.arange(10), 10)
+    with pytest.raises(ValueError, match="needs at least 10 samples in each part"):
+        bp.train_test_split(np.zeros((100, 1)), y, test_size=5, stratify=y)
+    with pytest.raises(ValueError, match="stratify must be 1-D"):
+        bp.train_test_split(np.zeros((100, 1)), y, stratify=y.reshape(50, 2))
+
+
+def test_a_constant_column_with_rounding_noise_still_scales_to_zero():
+    X = np.full((1000, 1), 0.1)
+    np.testing.assert_allclose(bp.StandardScaler().fit_transform(X), 0.0, atol=1e-12)
+    scaler = bp.StandardScaler().fit([[1.0], [3.0]])
+    assert scaler.var_.tolist() == [1.0] and scaler.n_features_in_ == 1
+    mm = bp.MinMaxScaler().fit([[1.0], [3.0]])
+    assert mm.data_max_.tolist() == [3.0] and mm.data_range_.tolist() == [2.0]
+    with pytest.raises(ValueError, match="StandardScaler \\(as fitted\\) expects 1"):
+        scaler.transform([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="needs n_classes"):
+        bp.one_hot([])
+    assert bp.one_hot([], n_classes=3).shape == (0, 3)

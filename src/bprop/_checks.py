@@ -55,7 +55,8 @@ def check_finite(array: np.ndarray, name: str) -> None:
         )
 
 
-def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None) -> np.ndarray:
+def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None,
+                expected_by: str = "the model's first layer") -> np.ndarray:
     """Validate a 2-D feature matrix of shape (n_samples, n_features) and cast it to ``dtype``."""
     array = as_array(X, name)
     if array.ndim == 1:
@@ -70,7 +71,7 @@ def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None) ->
         raise ValueError(f"{name} has no samples (shape {array.shape})")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {array.shape[1]} features per sample but the model's first layer "
+            f"{name} has {array.shape[1]} features per sample but {expected_by} "
             f"expects {n_features}"
         )
     check_finite(array, name)

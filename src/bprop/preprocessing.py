@@ -40,6 +40,8 @@ def train_test_split(X, y, test_size: float | int = 0.25, shuffle: bool = True,
         if not shuffle:
             raise ValueError("stratify needs shuffle=True")
         labels = np.asarray(stratify)
+        if labels.ndim != 1:
+            raise ValueError(f"stratify must be 1-D labels, got shape {labels.shape}")
         check_same_length(X, labels, "X", "stratify")
         test_rows = _stratified_test_rows(labels, n_test, rng)
     else:
@@ -73,18 +75,32 @@ def _test_count(test_size, n: int) -> int:
 
 
 def _stratified_test_rows(labels: np.ndarray, n_test: int, rng) -> np.ndarray:
-    """About ``n_test`` rows, each class contributing in proportion to its size."""
+    """Exactly ``n_test`` rows, each class contributing in proportion to its size and at
+    least one row to each part."""
     classes, inverse = np.unique(labels, return_inverse=True)
     counts = np.bincount(inverse)
+    n_classes, n_train = len(classes), len(labels) - n_test
     if counts.min() < 2:
         raise ValueError(f"stratify needs at least 2 samples of every class; class "
                          f"{classes[counts.argmin()]!r} has {counts.min()}")
+    if min(n_test, n_train) < n_classes:
+        raise ValueError(f"a stratified split of {n_classes} classes needs at least "
+                         f"{n_classes} samples in each part; it would have {n_test} for "
+                         f"testing and {n_train} for training")
     exact = counts * n_test / len(labels)
     per_class = np.floor(exact).astype(int)
-    # Hand the remaining rows to the classes with the largest fractional parts.
+    # Hand the remaining rows to the classes with the largest fractional parts ...
     for k in np.argsort(per_class - exact)[: n_test - per_class.sum()]:
         per_class[k] += 1
-    per_class = np.clip(per_class, 1, counts - 1)
+    # ... then make sure every class has a row on both sides, keeping the total.
+    for k in np.flatnonzero(per_class == 0):
+        donor = np.argmax(per_class)
+        per_class[donor] -= 1
+        per_class[k] += 1
+    for k in np.flatnonzero(per_class == counts):
+        taker = np.argmax(counts - per_class)
+        per_class[k] -= 1
+        per_class[taker] += 1
     rows = [rng.permutation(np.flatnonzero(inverse == k))[:m] for k, m in enumerate(per_class)]
     return np.concatenate(rows)
 
@@ -102,9 +118,13 @@ class StandardScaler:
 
     def fit(self, X) -> StandardScaler:
         X = as_features(X, "X", np.float64)
+        self.n_features_in_ = X.shape[1]
         self.mean_ = X.mean(axis=0)
-        std = X.std(axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0)
+        self.var_ = X.var(axis=0)
+        std = np.sqrt(self.var_)
+        # A constant column's computed deviation is rounding noise (about eps * |mean|), not 0.
+        constant = std <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean_), 1)
+        self.scale_ = np.where(constant, 1.0, std)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -139,8 +159,10 @@ class MinMaxScaler:
     def fit(self, X) -> MinMaxScaler:
         X = as_features(X, "X", np.float64)
         low, high = self.feature_range
-        self.data_min_ = X.min(axis=0)
-        span = X.max(axis=0) - self.data_min_
+        self.n_features_in_ = X.shape[1]
+        self.data_min_, self.data_max_ = X.min(axis=0), X.max(axis=0)
+        self.data_range_ = self.data_max_ - self.data_min_
+        span = self.data_range_
         self.scale_ = (high - low) / np.where(span > 0, span, 1.0)
         self.min_ = low - self.data_min_ * self.scale_
         return self
@@ -161,7 +183,8 @@ def _fitted_input(scaler, X, attribute: str) -> np.ndarray:
     if not hasattr(scaler, attribute):
         raise RuntimeError(f"this {type(scaler).__name__} is not fitted yet; call fit(X_train)")
     X = as_array(X, "X")
-    return as_features(X, "X", _float_dtype(X), len(getattr(scaler, attribute)))
+    return as_features(X, "X", _float_dtype(X), len(getattr(scaler, attribute)),
+                       expected_by=f"the {type(scaler).__name__} (as fitted)")
 
 
 def _float_dtype(X: np.ndarray) -> np.dtype:
@@ -183,6 +206,8 @@ def one_hot(labels, n_classes: int | None = None, dtype="float32") -> np.ndarray
     if labels.dtype.kind not in "iub" and not np.all(labels == np.round(labels)):
         raise ValueError("labels must be whole numbers")
     labels = labels.astype(np.intp)
+    if labels.size == 0 and n_classes is None:
+        raise ValueError("one_hot of no labels needs n_classes")
     if labels.size and labels.min() < 0:
         raise ValueError(f"labels must be non-negative, got {labels.min()}")
     n_classes = int(labels.max()) + 1 if n_classes is None else check_positive_int(

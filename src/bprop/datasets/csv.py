@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .._checks import as_float_dtype
 
 MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}
 
@@ -46,12 +49,13 @@ def load_csv(path, target=-1, delimiter: str = ",", header: bool | str = "auto",
         end); default: the last column.
     delimiter : the field separator.
     header : True if the first row names the columns, False if not, ``"auto"`` to decide:
-        a first row with any field that is not a number is a header.
-    dtype : the dtype of ``X``.
+        the first row is a header if it has text where the second row has a number.
+    dtype : the dtype of ``X``, "float64" or "float32".
 
-    Feature columns must be numeric; a missing value (empty, NA, NaN, ?) or a text value in a
-    feature column is an error naming its line and column. A target column of text is encoded
-    as integers, in sorted order of the labels, with the mapping kept in ``classes``.
+    Feature columns must be numeric; a missing value (empty, NA, NaN, ?), an infinite value or
+    text in a feature column is an error naming its line and column. A target column of text is
+    encoded as integers, in sorted order of the labels, with the mapping kept in ``classes``.
+    A last column that is empty on every line (a trailing delimiter) is ignored.
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "iris.csv"
@@ -61,20 +65,40 @@ def load_csv(path, target=-1, delimiter: str = ",", header: bool | str = "auto",
     ([[5.1, 3.5], [6.2, 2.9]], [0, 1], ['setosa', 'virginica'])
     """
     path = Path(path)
+    dtype = as_float_dtype(dtype)
+    if header not in (True, False, "auto"):
+        raise ValueError(f"header must be True, False or 'auto', got {header!r}")
     if not path.is_file():
         raise FileNotFoundError(f"no such CSV file: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        rows = [row for row in csv.reader(file, delimiter=delimiter)]
-    numbered = [(i + 1, row) for i, row in enumerate(rows) if any(cell.strip() for cell in row)]
+    numbered = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            first_line = 1
+            for row in reader:
+                # A quoted field may span lines: a row starts right after the previous one ended.
+                if any(cell.strip() for cell in row):
+                    numbered.append((first_line, row))
+                first_line = reader.line_num + 1
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error}); re-save it as UTF-8") from None
+    except csv.Error as error:
+        raise ValueError(f"{path} is not a readable CSV file: {error}") from None
     if not numbered:
         raise ValueError(f"{path} is empty")
+    if all(row and not row[-1].strip() for _, row in numbered):
+        numbered = [(line, row[:-1]) for line, row in numbered]  # a trailing delimiter
     if header == "auto":
-        header = not all(_is_number(cell) for cell in numbered[0][1])
+        second = numbered[1][1] if len(numbered) > 1 else None
+        header = _looks_like_header(numbered[0][1], second)
     names = [c.strip() for c in numbered[0][1]] if header else None
     body = numbered[1:] if header else numbered
     if not body:
         raise ValueError(f"{path} has a header but no data rows")
     n_columns = len(numbered[0][1])
+    if n_columns < 2:
+        raise ValueError(f"{path} has only one column; a CSV for training needs features and a "
+                         f"target. Is the delimiter {delimiter!r} right?")
     names = names or [f"column {j}" for j in range(n_columns)]
     for line, row in body:
         if len(row) != n_columns:
@@ -91,6 +115,12 @@ def load_csv(path, target=-1, delimiter: str = ",", header: bool | str = "auto",
     return CSVData(X, y, [names[j] for j in feature_columns], names[target_index], classes)
 
 
+def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
+    if second is None:
+        return not all(_is_number(cell) for cell in first)
+    return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=False))
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -105,10 +135,13 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
         raise ValueError(f"{path}, line {line}, column {column!r}: missing value {text!r}; "
                          "fill in or drop such rows first")
     try:
-        return float(cell)
+        value = float(cell)
     except ValueError:
         raise ValueError(f"{path}, line {line}, column {column!r}: {text!r} is not a number; "
                          "feature columns must be numeric") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{path}, line {line}, column {column!r}: {text!r} is not finite")
+    return value
 
 
 def _column_index(target, names: list[str], has_header: bool, path: Path) -> int:
@@ -133,7 +166,12 @@ def _target(cells: list[str], lines: list[int], path: Path, column: str):
             raise ValueError(f"{path}, line {line}, column {column!r}: missing target value")
     if all(_is_number(c) for c in stripped):
         values = np.array([float(c) for c in stripped])
-        if np.all(values == np.round(values)):
+        for value, line in zip(values, lines, strict=True):
+            if not math.isfinite(value):
+                raise ValueError(f"{path}, line {line}, column {column!r}: the target "
+                                 f"{value} is not finite")
+        # Whole numbers are class labels or counts: keep them exact as integers.
+        if np.all(values == np.round(values)) and np.abs(values).max() < 2**53:
             return values.astype(np.int64), None
         return values, None
     classes = sorted(set(stripped))

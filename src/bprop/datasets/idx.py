@@ -25,6 +25,7 @@ array([5, 0, 4], dtype=uint8)
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def parse_idx(content: bytes, name: str = "<bytes>") -> np.ndarray:
                        f"need {header_size})")
     shape = tuple(int(n) for n in np.frombuffer(content, dtype=">u4", count=ndim, offset=4))
     dtype = TYPE_CODES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
     actual = len(content) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "has trailing data"

@@ -19,8 +19,8 @@ or corrupt download never becomes a cached file.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +102,7 @@ def load_mnist(data_dir=None, *, scale: bool = True, flatten: bool = True,
     download : fetch the files from the public mirrors if they are nowhere to be found.
     verbose : show a progress bar while downloading.
 
-    Returns 60,000 training and 10,000 test images with their labels (uint8, 0..9).
+    Returns 60,000 training and 10,000 test images with their labels (int64, 0..9).
     """
     return load(MNIST, data_dir, scale=scale, flatten=flatten, download=download,
                 verbose=verbose)
@@ -137,7 +137,7 @@ def load(source: Source, data_dir=None, *, scale: bool, flatten: bool, download:
             images = images.reshape(len(images), -1)
         if scale:
             images = images.astype(np.float32) / np.float32(255)
-        splits.append((images, labels))
+        splits.append((images, labels.astype(np.int64)))
     return tuple(splits)
 
 
@@ -147,15 +147,18 @@ def candidate_folders(source: Source, data_dir=None) -> list[Path]:
         return [Path(data_dir)]
     folders = []
     if os.environ.get("BPROP_DATA"):
-        folders.append(Path(os.environ["BPROP_DATA"]) / source.folder)
+        folders.append(Path(os.environ["BPROP_DATA"]).expanduser() / source.folder)
     folders.append(cache_folder(source))
     folders.extend(Path(d) for d in source.system_dirs)
     return folders
 
 
 def cache_folder(source: Source) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bprop" / source.folder
+    """``$XDG_CACHE_HOME/bprop/<name>``; the XDG rules ignore a relative XDG_CACHE_HOME."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or "")
+    if not base.is_absolute():
+        base = Path.home() / ".cache"
+    return base / "bprop" / source.folder
 
 
 def find_files(source: Source, folder: Path) -> dict[str, Path] | None:
@@ -170,6 +173,16 @@ def find_files(source: Source, folder: Path) -> dict[str, Path] | None:
             return None
         paths[role] = path
     return paths
+
+
+def _partial(source: Source, folder: Path) -> str:
+    """For a folder holding some of the files: which ones are missing."""
+    missing = [spec.name for spec in source.files.values()
+               if find_files(Source(source.title, source.folder, {"f": spec}, ()), folder)
+               is None]
+    if len(missing) in (0, len(source.files)):
+        return ""
+    return f"   (has some of the files, but not {', '.join(missing)})"
 
 
 def read_verified(spec: IDXFile, path: Path) -> np.ndarray:
@@ -190,7 +203,11 @@ def check_content(spec: IDXFile, content: bytes, name: str) -> None:
 
 def fetch(source: Source, folder: Path, searched: list[Path], verbose: bool) -> None:
     """Download every file into ``folder``, verifying each before it is written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FileNotFoundError(missing_message(
+            source, searched, f"the download folder cannot be created ({error})")) from None
     for spec in source.files.values():
         target = folder / spec.name
         if target.is_file():
@@ -201,7 +218,7 @@ def fetch(source: Source, folder: Path, searched: list[Path], verbose: bool) -> 
                 payload = download(mirror + spec.name, verbose)
                 check_content(spec, decompress(payload, mirror + spec.name),
                               mirror + spec.name)
-            except (OSError, IDXError, urllib.error.URLError) as error:
+            except (OSError, ValueError, http.client.HTTPException) as error:
                 errors.append(f"{mirror}: {error}")
                 continue
             with atomic_write(target) as file:
@@ -219,12 +236,14 @@ def download(url: str, verbose: bool, timeout: float = 30.0) -> bytes:
         bar = ProgressBar(total, f"downloading {url.rsplit('/', 1)[-1]}", unit="B") \
             if verbose else None
         chunks = []
-        while chunk := response.read(1 << 16):
-            chunks.append(chunk)
+        try:
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                if bar:
+                    bar.update(len(chunk))
+        finally:
             if bar:
-                bar.update(len(chunk))
-        if bar:
-            bar.close()
+                bar.close()
     payload = b"".join(chunks)
     if total is not None and len(payload) != total:
         raise OSError(f"incomplete download: {len(payload)} of {total} bytes")
@@ -233,7 +252,7 @@ def download(url: str, verbose: bool, timeout: float = 30.0) -> bytes:
 
 def missing_message(source: Source, folders: list[Path], reason: str) -> str:
     names = ", ".join(spec.name for spec in source.files.values())
-    places = "\n".join(f"  {folder}" for folder in folders)
+    places = "\n".join(f"  {folder}{_partial(source, folder)}" for folder in folders)
     return (
         f"{source.title} files not found and {reason}.\nPlace these four files ({names}) in "
         f"one of:\n{places}\nor point BPROP_DATA at a folder holding a '{source.folder}' "

@@ -1,7 +1,8 @@
 """Seeded toy datasets from the classic backpropagation tutorials.
 
 Each function returns ``(X, y)`` with ``X`` of shape (n_samples, n_features) and draws its
-randomness only from a generator seeded by ``seed``.
+randomness only from a generator seeded by ``seed`` (fixed by default, so the same call gives
+the same data; pass ``seed=None`` for fresh randomness). Class labels are int64.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import numpy as np
 from .._checks import check_positive_float, check_positive_int
 
 XOR_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
-XOR_TARGETS = np.array([0, 1, 1, 0], dtype=np.float64)
+XOR_TARGETS = np.array([0, 1, 1, 0], dtype=np.int64)
 
 
 def make_xor(n_samples: int = 4, noise: float = 0.0, bias_column: bool = False,
-             seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+             seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """The XOR problem: label 1 when exactly one of two binary inputs is 1.
 
     With the default ``n_samples=4`` and no noise this is the truth table, in the order
@@ -25,7 +26,7 @@ def make_xor(n_samples: int = 4, noise: float = 0.0, bias_column: bool = False,
 
     >>> X, y = make_xor(bias_column=True)
     >>> X.tolist(), y.tolist()
-    ([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], [0.0, 1.0, 1.0, 0.0])
+    ([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], [0, 1, 1, 0])
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     noise = check_positive_float(noise, "noise", allow_zero=True)
@@ -62,7 +63,7 @@ def make_planar(n_samples: int = 400, radius: float = 4.0, noise: float = 0.2,
     rng = np.random.default_rng(seed)
     per_class = n_samples // 2
     X = np.zeros((n_samples, 2))
-    y = np.repeat([0.0, 1.0], per_class)
+    y = np.repeat([0, 1], per_class)
     for label in (0, 1):
         rows = slice(label * per_class, (label + 1) * per_class)
         t = np.linspace(label * 3.12, (label + 1) * 3.12, per_class)
@@ -73,7 +74,7 @@ def make_planar(n_samples: int = 400, radius: float = 4.0, noise: float = 0.2,
 
 
 def make_quadratic(start: float = -7.0, stop: float = 5.0, step: float = 0.05,
-                   noise: float = 0.0, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   noise: float = 0.0, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """Samples of :math:`y = x^2 + 2x - 3` on ``x`` in ``[start, stop)`` with spacing ``step``.
 
     ``X`` has shape (n, 1); ``y`` has shape (n,), plus Gaussian ``noise`` if given. The defaults
@@ -95,7 +96,7 @@ def make_quadratic(start: float = -7.0, stop: float = 5.0, step: float = 0.05,
 
 
 def make_moons(n_samples: int = 200, noise: float = 0.0,
-               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles: class 0 on the upper unit half circle centred at (0, 0),
     class 1 on the lower one centred at (1, 0.5). Gaussian ``noise`` is added to the points.
 
@@ -117,7 +118,7 @@ def make_moons(n_samples: int = 200, noise: float = 0.0,
 
 
 def make_circles(n_samples: int = 200, noise: float = 0.0, factor: float = 0.5,
-                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """A circle of class 1 (radius ``factor``) inside a unit circle of class 0, plus noise.
 
     >>> X, y = make_circles(8, factor=0.5)
@@ -140,7 +141,7 @@ def make_circles(n_samples: int = 200, noise: float = 0.0, factor: float = 0.5,
 
 
 def make_spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
-                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n_classes`` interleaved spiral arms: for arm ``k``, radius ``r`` grows from 0 to 1 while
     the angle sweeps 4 radians starting at ``4k`` (plus Gaussian ``noise`` on the angle).
 
