@@ -11,6 +11,7 @@
 
 from . import datasets, plotting
 from .callbacks import Callback, EarlyStopping
+from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckReport, gradcheck
 from .io import ModelFileError, load, save
 from .layers import (
@@ -58,6 +59,8 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "Loss",
+    "MLPClassifier",
+    "MLPRegressor",
     "MSE",
     "MinMaxScaler",
     "ModelFileError",

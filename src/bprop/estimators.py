@@ -1,0 +1,515 @@
+"""scikit-learn-compatible estimators backed by bprop: MLPClassifier and MLPRegressor.
+
+Parameter names and meanings follow ``sklearn.neural_network.MLPClassifier`` and
+``MLPRegressor`` where they overlap, so the estimators drop into pipelines, grid searches and
+cross-validation; ``dropout``, ``batch_norm`` and ``dtype`` are bprop's additions. They work
+without scikit-learn installed (with a small stand-in for its base classes).
+
+What is computed, scikit-learn's way:
+
+* loss: the log-loss for classifiers (softmax for several classes, one logistic output for
+  two, independent logistic outputs for multilabel targets), half the squared error for
+  regressors, each summed over outputs and averaged over the samples of a batch;
+* ``alpha``: an L2 penalty :math:`\\frac{\\alpha}{2 m}\\sum W^2` on the weights of each batch of
+  :math:`m` samples (so its gradient is :math:`\\alpha W / m`), included in ``loss_curve_``;
+* initial weights and biases: uniform on :math:`\\pm\\sqrt{6/(n_{in}+n_{out})}`
+  (:math:`\\sqrt{2/(\\ldots)}` for ``"logistic"``);
+* stopping: after ``n_iter_no_change`` epochs in which the training loss (or, with
+  ``early_stopping``, the validation score) failed to improve by ``tol``.
+
+Where bprop differs: ``solver="sgd"`` uses PyTorch's form of (Nesterov) momentum, which equals
+scikit-learn's while the learning rate is constant; ``solver="adam"`` uses PyTorch's Adam
+(the epsilon added after the bias correction of the second moment), which differs from
+scikit-learn's in the last digits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+
+from ._checks import as_array, as_features, check_same_length
+from .layers import ACTIVATIONS, BatchNorm, Dense, Dropout
+from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .metrics import accuracy, r2_score
+from .model import Sequential, TrainingDivergedError
+from .optim import SGD, Adam
+from .regularizers import L2
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.utils.validation import validate_data
+except ImportError:  # scikit-learn is optional: a minimal stand-in for its base classes
+    validate_data = None
+
+    class ConvergenceWarning(UserWarning):
+        """Training stopped at max_iter before the loss settled."""
+
+    class NotFittedError(ValueError, AttributeError):
+        """The estimator was used before ``fit``."""
+
+    class BaseEstimator:
+        """``get_params`` / ``set_params`` from the constructor's signature."""
+
+        def get_params(self, deep: bool = True) -> dict:
+            names = inspect.signature(type(self).__init__).parameters
+            return {name: getattr(self, name) for name in names if name != "self"}
+
+        def set_params(self, **params):
+            valid = self.get_params()
+            for name, value in params.items():
+                if name not in valid:
+                    raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
+                setattr(self, name, value)
+            return self
+
+        def __repr__(self) -> str:
+            args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+            return f"{type(self).__name__}({args})"
+
+    class ClassifierMixin:
+        def score(self, X, y, sample_weight=None) -> float:
+            return accuracy(y, self.predict(X))
+
+    class RegressorMixin:
+        def score(self, X, y, sample_weight=None) -> float:
+            return r2_score(y, self.predict(X))
+
+
+ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
+                    "relu": "relu", "leaky_relu": "leaky_relu"}
+SOLVERS = ("sgd", "adam")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+
+
+class PerSampleLoss(Loss):
+    """``factor`` times a loss summed over outputs and averaged over samples (rows), which is
+    how scikit-learn's MLPs define their losses."""
+
+    def __init__(self, inner: Loss, factor: float = 1.0) -> None:
+        super().__init__("sum")
+        self.inner, self.factor = inner, factor
+        self.task = inner.task
+
+    def forward(self, pred, target) -> float:
+        scale = self.factor / len(pred)
+        value = self.inner.forward(pred, target) * scale
+        self._grad = self.inner.backward() * scale
+        return value
+
+
+class _BaseMLP(BaseEstimator):
+    _estimator_type = ""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dropout=0.0,
+                 batch_norm=False, dtype="float64"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.dtype = dtype
+
+    # -- the fitted network, as scikit-learn lays it out ----------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # multilabel / several regression targets
+        tags.non_deterministic = bool(self.dropout)
+        return tags
+
+    def _check_data(self, X, y=None, reset: bool = True):
+        """Validate ``X`` (and ``y``) with scikit-learn's own checks when it is installed (so
+        its conventions and messages hold exactly), else with bprop's."""
+        dtype = np.dtype(self.dtype)
+        if validate_data is not None:
+            if y is None:
+                return validate_data(self, X, reset=reset, dtype=dtype)
+            return validate_data(self, X, y, reset=reset, dtype=dtype, multi_output=True,
+                                 y_numeric=self._estimator_type == "regressor")
+        n_features = None if reset else self.n_features_in_
+        X = as_features(X, "X", dtype, n_features,
+                        expected_by=f"the fitted {type(self).__name__}")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        if y is None:
+            return X
+        y = as_array(y, "y") if self._estimator_type == "regressor" else np.asarray(y)
+        check_same_length(X, y)
+        return X, y
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit "
+                                 "with appropriate arguments first")
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices, ``coefs_[i]`` of shape (n_in, n_out) for layer i."""
+        return [layer.weight for layer in self._dense_layers()]
+
+    @coefs_.setter
+    def coefs_(self, values) -> None:
+        for layer, value in zip(self._dense_layers(), values, strict=True):
+            layer.weight = value
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors, ``intercepts_[i]`` of shape (n_out,) for layer i."""
+        return [layer.bias for layer in self._dense_layers()]
+
+    @intercepts_.setter
+    def intercepts_(self, values) -> None:
+        for layer, value in zip(self._dense_layers(), values, strict=True):
+            layer.bias = value
+
+    def _dense_layers(self) -> list[Dense]:
+        self._check_fitted()
+        return [layer for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train on ``(X, y)`` from fresh weights (or the current ones with ``warm_start``)."""
+        return self._fit(X, y, incremental=False)
+
+    def _validate_params(self) -> None:
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+               for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got "
+                             f"{self.hidden_layer_sizes!r}")
+        self._hidden = [int(s) for s in sizes]
+        choices = {"activation": (self.activation, tuple(ACTIVATION_NAMES)),
+                   "solver": (self.solver, SOLVERS),
+                   "learning_rate": (self.learning_rate, LEARNING_RATES),
+                   "dtype": (str(np.dtype(self.dtype)) if self.dtype in (
+                       "float32", "float64", np.float32, np.float64) else self.dtype,
+                       ("float32", "float64"))}
+        for name, (value, options) in choices.items():
+            if value not in options:
+                raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
+        positive = {"learning_rate_init": self.learning_rate_init, "max_iter": self.max_iter,
+                    "n_iter_no_change": self.n_iter_no_change, "epsilon": self.epsilon}
+        for name, value in positive.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        non_negative = {"alpha": self.alpha, "tol": self.tol, "power_t": self.power_t}
+        for name, value in non_negative.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        ranges = {"momentum": (self.momentum, 0, 1, True), "beta_1": (self.beta_1, 0, 1, False),
+                  "beta_2": (self.beta_2, 0, 1, False),
+                  "validation_fraction": (self.validation_fraction, 0, 1, False),
+                  "dropout": (self.dropout, 0, 1, False)}
+        for name, (value, low, high, closed) in ranges.items():
+            if not (low <= value <= high if closed else low <= value < high) or (
+                    name == "validation_fraction" and value == 0):
+                raise ValueError(f"{name} must be in [{low}, {high}{']' if closed else ')'}, "
+                                 f"got {value!r}")
+        if self.batch_size != "auto" and (isinstance(self.batch_size, bool) or not isinstance(
+                self.batch_size, (int, np.integer)) or self.batch_size < 1):
+            raise ValueError(f"batch_size must be 'auto' or a positive integer, got "
+                             f"{self.batch_size!r}")
+
+    def _fit(self, X, y, incremental: bool):
+        self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
+        dtype = np.dtype(self.dtype)
+        first_time = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y = self._check_data(X, y, reset=first_time)
+        Y = self._encode_targets(y, fitting=first_time)
+        if first_time:
+            self._initialize(X.shape[1], Y.shape[1], dtype)
+        n_epochs = 1 if incremental else self.max_iter
+        early_stopping = self.early_stopping and not incremental
+        if early_stopping:
+            X, X_val, Y, Y_val, y_val = self._validation_split(X, Y, y)
+        batch_size = min(200, len(X)) if self.batch_size == "auto" else min(
+            self.batch_size, len(X))
+        if not hasattr(self, "_optimizer") or first_time or not incremental:
+            self._optimizer = self._make_optimizer()
+        for _ in range(n_epochs):
+            self._run_epoch(X, Y, batch_size)
+            self.n_iter_ += 1
+            self.t_ += len(X)
+            if self.learning_rate == "invscaling" and self.solver == "sgd":
+                self._optimizer.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            if incremental:
+                continue
+            self._update_no_improvement_count(early_stopping, X_val if early_stopping else None,
+                                               y_val if early_stopping else None)
+            if self._no_improvement_count > self.n_iter_no_change:
+                criterion = "Validation score" if early_stopping else "Training loss"
+                if self.solver == "sgd" and self.learning_rate == "adaptive" and \
+                        self._optimizer.lr > 1e-6:
+                    self._optimizer.lr /= 5
+                    self._no_improvement_count = 0
+                    continue
+                if self.verbose:
+                    print(f"{criterion} did not improve more than tol={self.tol} for "
+                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                break
+        else:
+            if not incremental:
+                warnings.warn(f"{type(self).__name__}: the maximum of {self.max_iter} "
+                              "iterations was reached and the optimization has not converged "
+                              "yet", ConvergenceWarning, stacklevel=3)
+        if early_stopping and self._best_state is not None:
+            self.model_.load_state_dict(self._best_state)
+        return self
+
+    def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
+        rng = np.random.default_rng(self.random_state)
+        sizes = [n_features, *self._hidden, n_outputs]
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            dense = Dense(n_in, n_out)
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            bound = np.sqrt(factor / (n_in + n_out))
+            dense.weight = rng.uniform(-bound, bound, (n_in, n_out))
+            dense.bias = rng.uniform(-bound, bound, n_out)
+            layers.append(dense)
+            if i < len(sizes) - 2:
+                if self.batch_norm:
+                    layers.append(BatchNorm(n_out))
+                layers.append(ACTIVATIONS[ACTIVATION_NAMES[self.activation]]())
+                if self.dropout:
+                    layers.append(Dropout(self.dropout))
+        self.model_ = Sequential(layers, seed=rng.integers(2**31), dtype=dtype)
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(sizes)
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_: list[float] = []
+        self.best_loss_ = np.inf
+        self.validation_scores_: list[float] | None = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self._no_improvement_count = 0
+        self._best_state = None
+        self._loss = self._make_loss()
+
+    def _make_optimizer(self):
+        if self.solver == "sgd":
+            return SGD(lr=self.learning_rate_init, momentum=self.momentum,
+                       nesterov=self.nesterovs_momentum and self.momentum > 0)
+        return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                    eps=self.epsilon)
+
+    def _run_epoch(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
+        model, loss = self.model_, self._loss
+        parameters = model.parameters()
+        total = 0.0
+        for rows in model._batches(len(X), batch_size, self.shuffle):
+            X_batch, Y_batch = X[rows], Y[rows]
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                value = loss.forward(model._forward(X_batch, training=True), Y_batch)
+                model.zero_grad()
+                model.backward(loss.backward())
+                if self.alpha:
+                    penalty = L2(self.alpha / len(X_batch))
+                    value += penalty.forward(parameters)
+                    penalty.backward(parameters)
+            if not np.isfinite(value):
+                raise TrainingDivergedError(
+                    f"the training loss became {value}; lower learning_rate_init", None)
+            self._optimizer.step(parameters)
+            total += value * len(X_batch)
+        self.loss_ = total / len(X)
+        self.loss_curve_.append(self.loss_)
+
+    def _update_no_improvement_count(self, early_stopping: bool, X_val, y_val) -> None:
+        if early_stopping:
+            score = self.score(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:.6f}")
+            self._no_improvement_count = (self._no_improvement_count + 1
+                                          if score < self.best_validation_score_ + self.tol
+                                          else 0)
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_state = self.model_.state_dict()
+        else:
+            self._no_improvement_count = (self._no_improvement_count + 1
+                                          if self.loss_ > self.best_loss_ - self.tol else 0)
+            self.best_loss_ = min(self.best_loss_, self.loss_)
+
+    def _validation_split(self, X, Y, y):
+        from .preprocessing import train_test_split
+
+        stratify = y if (self._estimator_type == "classifier" and y.ndim == 1) else None
+        rows = np.arange(len(X))
+        train, val = train_test_split(rows, rows, test_size=self.validation_fraction,
+                                      stratify=stratify, seed=self.random_state)[:2]
+        if len(val) < 2:
+            raise ValueError("the validation set is too small for early_stopping; increase "
+                             "validation_fraction or provide more samples")
+        return X[train], X[val], Y[train], Y[val], y[val]
+
+    def _forward(self, X) -> np.ndarray:
+        self._check_fitted()
+        X = self._check_data(X, reset=False)
+        return self.model_._forward(X.astype(self.model_.dtype, copy=False), training=False)
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier trained by bprop (scikit-learn's interface).
+
+    Targets may be labels of any kind (strings, integers; two classes or more) or a 2-D 0/1
+    indicator matrix for multilabel problems. See the module docstring for what is computed.
+
+    >>> from bprop.datasets import make_moons
+    >>> X, y = make_moons(200, noise=0.1)
+    >>> clf = MLPClassifier((16,), learning_rate_init=0.01, max_iter=500, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.95, clf.predict_proba(X[:1]).shape, [c.shape for c in clf.coefs_]
+    (True, (1, 2), [(2, 16), (16, 1)])
+    """
+
+    _estimator_type = "classifier"
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``(X, y)``; ``classes`` (all labels) is required on the first call."""
+        if not hasattr(self, "model_"):
+            if classes is None:
+                raise ValueError("the first call to partial_fit needs classes=[...] with every "
+                                 "label that can occur")
+            self._partial_classes = np.unique(as_array(classes, "classes"))
+        return self._fit(X, y, incremental=True)
+
+    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
+        if y.ndim == 2 and y.shape[1] > 1:  # a multilabel indicator matrix
+            if not np.isin(y, (0, 1)).all():
+                raise ValueError("a 2-D y must be a 0/1 indicator matrix (multilabel)")
+            if fitting:
+                self.classes_ = np.arange(y.shape[1])
+                self._multilabel = True
+            elif not getattr(self, "_multilabel", False) or y.shape[1] != len(self.classes_):
+                raise ValueError("y does not match the labels the classifier was fitted with")
+            return y.astype(np.dtype(self.dtype))
+        y = y.ravel() if y.ndim == 2 else y
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D labels, got shape {y.shape}")
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise ValueError("Unknown label type: continuous. A classifier needs class labels; "
+                             "for a continuous target use MLPRegressor")
+        if fitting:
+            classes = getattr(self, "_partial_classes", None)
+            self.classes_ = np.unique(y) if classes is None else classes
+            self._multilabel = False
+            if len(self.classes_) < 2:
+                raise ValueError(f"the classifier needs samples of at least 2 classes; got 1 "
+                                 f"class ({self.classes_.tolist()})")
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y holds labels {unknown.tolist()} that are not in classes_ "
+                             f"{self.classes_.tolist()}")
+        codes = np.searchsorted(self.classes_, y)
+        if len(self.classes_) == 2:
+            return codes.reshape(-1, 1).astype(np.dtype(self.dtype))
+        return np.eye(len(self.classes_), dtype=np.dtype(self.dtype))[codes]
+
+    def _make_loss(self) -> Loss:
+        if self._multilabel or len(self.classes_) == 2:
+            self.out_activation_ = "logistic"
+            return PerSampleLoss(BinaryCrossEntropy(from_logits=True, reduction="sum"))
+        self.out_activation_ = "softmax"
+        return PerSampleLoss(SoftmaxCrossEntropy(reduction="sum"))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities: (n_samples, n_classes); for multilabel, each label's probability."""
+        out = self._forward(X)
+        with np.errstate(over="ignore"):
+            if self.out_activation_ == "logistic":
+                positive = 1 / (1 + np.exp(-out))
+                if self._multilabel:
+                    return positive
+                return np.hstack([1 - positive, positive])
+            exp = np.exp(out - out.max(axis=1, keepdims=True))
+            return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable label of each sample (an indicator row for multilabel)."""
+        proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba >= 0.5).astype(int)
+        return self.classes_[proba.argmax(axis=1)]
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor trained by bprop (scikit-learn's interface).
+
+    The loss is half the squared error, summed over outputs and averaged over samples (for
+    one output, exactly scikit-learn's), plus the ``alpha`` penalty.
+
+    >>> from bprop.datasets import make_quadratic
+    >>> X, y = make_quadratic()
+    >>> reg = MLPRegressor((32, 32), learning_rate_init=0.01, max_iter=500, tol=1e-6,
+    ...                    random_state=0).fit(X / 7, y / 30)
+    >>> reg.score(X / 7, y / 30) > 0.99
+    True
+    """
+
+    _estimator_type = "regressor"
+
+    def partial_fit(self, X, y):
+        """One epoch over ``(X, y)``."""
+        return self._fit(X, y, incremental=True)
+
+    def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
+        y = y.astype(np.dtype(self.dtype), copy=False)
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinite values")
+        if fitting:
+            self._single_output = y.ndim == 1
+        Y = y.reshape(len(y), -1)
+        if not fitting and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs but the regressor was fitted with "
+                             f"{self.n_outputs_}")
+        return Y
+
+    def _make_loss(self) -> Loss:
+        self.out_activation_ = "identity"
+        return PerSampleLoss(MSE(reduction="sum"), factor=0.5)
+
+    def predict(self, X) -> np.ndarray:
+        out = self._forward(X)
+        return out.ravel() if self._single_output else out
