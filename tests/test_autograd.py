@@ -193,7 +193,7 @@ def test_bad_input_gets_clear_errors():
         x + "1"
     with pytest.raises(TypeError, match="cannot combine a Tensor with dict"):
         x * {}
-    with pytest.raises(TypeError, match="holds numbers"):
+    with pytest.raises(TypeError, match="holds real numbers"):
         Tensor(["a"])
     with pytest.raises(ValueError, match="must match"):
         ag.mse(Tensor(np.ones((2, 2))), np.ones(3))
@@ -238,3 +238,74 @@ def test_softplus_is_smooth_at_zero_and_never_overflows():
     np.testing.assert_allclose(out.data, [np.log(2), 0.0, 1000.0])
     out.sum().backward()
     np.testing.assert_allclose(z.grad, [0.5, 0.0, 1.0])
+
+
+def test_transpose_with_negative_or_tuple_axes():
+    check(lambda a: a.transpose(-1, 0, 1), (2, 3, 4))
+    check(lambda a: a.transpose((1, 0, 2)), (2, 3, 4))
+    with pytest.raises(ValueError, match="not a permutation"):
+        Tensor(np.ones((2, 3))).transpose(0, 0)
+
+
+def test_float32_stays_float32_with_plain_numbers():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    for result in (x * 2.0, x + 1, x ** 2, x / 2, 2.0 - x, ag.mse(x.reshape(3, 1), [1, 2, 3])):
+        assert result.dtype == np.float32
+    (x * 2.0).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_changing_data_after_use_is_caught():
+    p, q = Tensor(2.0, requires_grad=True), Tensor(3.0, requires_grad=True)
+    z = p * q
+    p.data -= 1
+    with pytest.raises(RuntimeError, match="was changed"):
+        z.backward()
+    array = np.ones(2)
+    t = Tensor(array)
+    array[0] = 7
+    assert t.data[0] == 1  # a Tensor copies what it is made from
+
+
+@pytest.mark.parametrize("target, message", [
+    (np.array([0, -1]), "must lie in 0..2"),
+    (np.array([0.0, 1.7]), "whole numbers"),
+    (np.array([0, 1, 2]), "3 labels but logits have 2 rows"),
+    (np.ones((2, 1)), "labels of shape \\(2,\\) or rows of shape \\(2, 3\\)"),
+    (np.ones((2, 3)), "probability distribution"),
+])
+def test_softmax_cross_entropy_checks_its_target(target, message):
+    with pytest.raises(ValueError, match=message):
+        ag.softmax_cross_entropy(Tensor(np.zeros((2, 3))), target)
+
+
+def test_numpy_interop_is_explicit():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError):
+        np.exp(x)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(x)
+    assert bool(Tensor(1.0)) and not bool(Tensor(0.0))
+    with pytest.raises(TypeError, match="not a Tensor"):
+        x[Tensor([0])]
+    with pytest.raises(TypeError, match="real numbers"):
+        Tensor(1 + 2j)
+    with pytest.raises(ValueError, match=r"shapes \(2,\) and \(3,\) cannot be broadcast"):
+        x + np.ones(3)
+
+
+def test_power_gradient_of_the_exponent_at_a_zero_base():
+    base, exponent = Tensor([0.0, 2.0], requires_grad=True), Tensor(2.0, requires_grad=True)
+    (base ** exponent).sum().backward()
+    assert exponent.grad == pytest.approx(4 * np.log(2))  # the zero base contributes 0
+
+
+def test_deep_graphs_render_within_a_depth_limit_and_dot_is_escaped():
+    x = Tensor(1.0, requires_grad=True, name='a"b|{c}')
+    y = x
+    for _ in range(200):
+        y = y * 1.0
+    text = ag.render_text(y, max_depth=10)
+    assert len(text.splitlines()) < 40 and "deeper than 10 levels" in text
+    dot = ag.to_dot(x * 2.0, title='say "hi"')
+    assert 'a\\"b\\|\\{c\\}' in dot and 'say \\"hi\\"' in dot

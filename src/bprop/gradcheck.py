@@ -216,7 +216,10 @@ def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
 
 def relative_error(exact: np.ndarray, numeric: np.ndarray, floor: float = 0.0) -> float:
     """The worst relative error between two gradients (see the module docstring), the scale
-    taken at least ``floor``; 0 when both are all zero."""
+    taken at least ``floor``; 0 when both are all zero, infinite if either holds NaN or
+    infinity (so that ``error < tolerance`` fails)."""
+    if not (np.isfinite(exact).all() and np.isfinite(numeric).all()):
+        return float("inf")
     magnitude = np.maximum(np.abs(exact), np.abs(numeric))
     scale = max(magnitude.max(initial=0.0), floor)
     if scale == 0:

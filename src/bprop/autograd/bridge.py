@@ -19,9 +19,20 @@ from . import losses
 from .tensor import Tensor, leaky_relu, relu, sigmoid, softmax, tanh
 
 
+KNOWN_LAYERS = (hand.Dense, hand.Identity, hand.Sigmoid, hand.Tanh, hand.ReLU, hand.LeakyReLU,
+                hand.Softmax, hand.Dropout, hand.BatchNorm)
+
+
 def layer_forward(layer: hand.Layer, x: Tensor, params: dict[str, Tensor],
                   training: bool) -> Tensor:
-    """``layer``'s computation as autograd operations (``params`` hold its weights)."""
+    """``layer``'s computation as autograd operations (``params`` hold its weights).
+
+    A subclass of a known layer is accepted only if it keeps that layer's ``forward`` (it may
+    override ``backward``, which is what the comparison checks)."""
+    known = next((cls for cls in KNOWN_LAYERS if isinstance(layer, cls)), None)
+    if known is None or type(layer).forward is not known.forward:
+        raise TypeError(f"the autograd bridge does not know the layer {layer!r}; it can only "
+                        "rebuild bprop's own layers (and subclasses that keep their forward)")
     if isinstance(layer, hand.Dense):
         out = x @ params["weight"]
         return out + params["bias"] if layer.use_bias else out
@@ -49,7 +60,7 @@ def layer_forward(layer: hand.Layer, x: Tensor, params: dict[str, Tensor],
             variance = Tensor(layer.buffers["running_var"])
         x_hat = centered / (variance + layer.eps) ** 0.5
         return x_hat * params["weight"] + params["bias"]
-    raise TypeError(f"the autograd bridge does not know the layer {layer!r}")
+    raise AssertionError(f"{known.__name__} is listed as known but has no translation")
 
 
 def loss_forward(loss: hand_losses.Loss, pred: Tensor, target) -> Tensor:
@@ -63,11 +74,19 @@ def loss_forward(loss: hand_losses.Loss, pred: Tensor, target) -> Tensor:
     raise TypeError(f"the autograd bridge does not know the loss {loss!r}")
 
 
-def autograd_gradients(model: Sequential, X, y, loss, training: bool = True
-                       ) -> tuple[float, dict[str, np.ndarray]]:
+def autograd_gradients(model: Sequential, X, y, loss, training: bool = True,
+                       reuse_dropout_masks: bool = False) -> tuple[float, dict[str, np.ndarray]]:
     """The loss and the gradient of every parameter (by name, plus ``"input"``) computed
-    through the autograd graph; the model is not changed."""
+    through the autograd graph; the model is not changed.
+
+    In training mode a model with Dropout needs the masks of a hand-written forward pass on
+    the same ``X`` (``reuse_dropout_masks=True``, as :func:`compare_gradients` arranges)."""
     loss = hand_losses.get_loss(loss)
+    uses_dropout = training and any(isinstance(layer, hand.Dropout) and layer.p > 0
+                                    for layer in model.layers)
+    if uses_dropout and not reuse_dropout_masks:
+        raise ValueError("in training mode a model with Dropout needs the masks of a forward "
+                         "pass on the same X: use compare_gradients, or training=False")
     X = np.asarray(X, dtype=model.dtype)
     tensors = {name: Tensor(p.value.copy(), requires_grad=True, name=name)
                for name, p in model.named_parameters()}
@@ -113,7 +132,8 @@ def compare_gradients(model: Sequential, X, y, loss, training: bool = True
     # The hand-written pass runs first: the Dropout masks it draws are the ones the autograd
     # graph then reuses.
     hand_value, hand_grads = hand_gradients(model, X, y, loss, training)
-    auto_value, auto_grads = autograd_gradients(copy.copy(model), X, y, loss, training)
+    auto_value, auto_grads = autograd_gradients(copy.copy(model), X, y, loss, training,
+                                                reuse_dropout_masks=True)
     # A gradient that is exactly zero in exact arithmetic (a bias feeding a BatchNorm) is
     # rounding noise in both engines: measure it against the model's largest gradient.
     floor = 1e-6 * max(float(np.abs(g).max(initial=0.0)) for g in hand_grads.values())

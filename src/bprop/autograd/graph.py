@@ -33,6 +33,13 @@ def _names(order: list[Tensor]) -> dict[int, str]:
     return names
 
 
+def _escape(text: str) -> str:
+    """Text safe inside a DOT record label."""
+    for char in '\\"{}|<>':
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def to_dot(root: Tensor, title: str = "") -> str:
     """The graph that produced ``root`` in Graphviz DOT (render with ``dot -Tpng``).
 
@@ -47,16 +54,16 @@ def to_dot(root: Tensor, title: str = "") -> str:
     lines = ["digraph computation {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=11];']
     if title:
-        lines.append(f'  label="{title}"; labelloc=t;')
+        lines.append(f'  label="{_escape(title)}"; labelloc=t;')
     for tensor in order:
         node = f"v{id(tensor)}"
-        text = f"{names[id(tensor)]} | value {_number(tensor.data)}"
+        text = f"{_escape(names[id(tensor)])} | value {_number(tensor.data)}"
         if tensor.requires_grad:
             text += f" | grad {_number(tensor.grad)}"
         lines.append(f'  {node} [shape=record, label="{{{text}}}"];')
         if tensor.op:
             op_node = f"op{id(tensor)}"
-            lines.append(f'  {op_node} [shape=ellipse, label="{tensor.op}"];')
+            lines.append(f'  {op_node} [shape=ellipse, label="{_escape(tensor.op)}"];')
             lines.append(f"  {op_node} -> {node};")
             for parent in tensor.parents:
                 lines.append(f"  v{id(parent)} -> {op_node};")
@@ -64,8 +71,10 @@ def to_dot(root: Tensor, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_text(root: Tensor) -> str:
-    """The graph as an indented tree, output first; a node reached again is shown by name.
+def render_text(root: Tensor, max_depth: int = 30) -> str:
+    """The graph as an indented tree, output first; a node reached again is shown by name, and
+    nothing deeper than ``max_depth`` levels is drawn (deep chains would need ever wider
+    indentation).
 
     >>> from bprop.autograd import Tensor
     >>> x = Tensor(1.0, requires_grad=True, name="x")
@@ -85,12 +94,15 @@ def render_text(root: Tensor) -> str:
     lines: list[str] = []
     shown: set[int] = set()
     # Each entry: tensor, the prefix for its own line, the prefix for its children's lines.
-    stack: list[tuple[Tensor, str, str]] = [(root, "", "")]
+    stack: list[tuple[Tensor, str, str, int]] = [(root, "", "", 0)]
     while stack:
-        tensor, own, below = stack.pop()
+        tensor, own, below, depth = stack.pop()
         name = names[id(tensor)]
         if id(tensor) in shown:
             lines.append(f"{own}{name}    (shown above)")
+            continue
+        if depth > max_depth:
+            lines.append(f"{own}... (deeper than {max_depth} levels; not drawn)")
             continue
         shown.add(id(tensor))
         formula = _formula(tensor, names)
@@ -100,7 +112,7 @@ def render_text(root: Tensor) -> str:
         for i in reversed(range(len(children))):
             last = i == len(children) - 1
             stack.append((children[i], below + ("└── " if last else "├── "),
-                          below + ("    " if last else "│   ")))
+                          below + ("    " if last else "│   "), depth + 1))
     return "\n".join(lines)
 
 

@@ -14,6 +14,11 @@ gradients of *leaves* (tensors you created with ``requires_grad=True``) accumula
 of ``backward`` until ``zero_grad``; intermediate results get fresh gradients on every call,
 so calling ``backward`` twice gives exactly twice the leaf gradients, never more.
 
+A tensor copies the array it is made from, and assigning to ``t.data`` (``t.data -= lr * g``)
+counts as a change: ``backward`` through a graph that used the old values raises instead of
+returning gradients that mix old and new values. Operations with plain numbers or arrays take
+the tensor's precision (a float32 tensor stays float32).
+
 >>> x, y, w = Tensor(1.0, requires_grad=True), Tensor(2.0, requires_grad=True), \
 ...     Tensor(4.0, requires_grad=True)
 >>> z = (x + y) * w
@@ -74,19 +79,23 @@ class Tensor:
     parents : the tensors it was made from.
     """
 
-    # Make ``ndarray + Tensor`` call Tensor.__radd__ instead of NumPy's broadcasting loop.
-    __array_priority__ = 1000
+    # ``ndarray + Tensor`` then calls Tensor.__radd__, and NumPy ufuncs such as np.exp refuse
+    # a Tensor instead of silently making an object array of them.
+    __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad: bool = False, name: str = "") -> None:
+    def __init__(self, data, requires_grad: bool = False, name: str = "",
+                 dtype=None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        array = np.asarray(data)
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
-                                         or array.dtype == bool):
-            raise TypeError(f"a Tensor holds numbers, not {array.dtype} ({data!r:.60})")
-        if array.dtype not in (np.float32, np.float64):
+        array = np.array(data, copy=True)
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise TypeError(f"a Tensor holds real numbers, not {array.dtype} ({data!r:.60})")
+        if dtype is not None:
+            array = array.astype(dtype)
+        elif array.dtype not in (np.float32, np.float64):
             array = array.astype(np.float64)
-        self.data = array
+        self._data = array
+        self._version = 0
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.grad: np.ndarray | None = None
@@ -95,6 +104,22 @@ class Tensor:
         self._backward: Backward | None = None
 
     # -- basics --------------------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        value = np.asarray(value, dtype=self._data.dtype)
+        if value.shape != self._data.shape:
+            raise ValueError(f"cannot set data of shape {self._data.shape} to shape "
+                             f"{value.shape}")
+        self._data = value
+        self._version += 1
+
+    def __bool__(self) -> bool:
+        return bool(self._data)  # NumPy's rule: only for a single element
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
@@ -160,7 +185,7 @@ class Tensor:
                 raise ValueError(f"the seed gradient has shape {seed.shape} but the tensor "
                                  f"has shape {self.shape}")
         order = topological_order(self)
-        grads: dict[int, np.ndarray] = {id(self): seed}
+        grads: dict[int, np.ndarray] = {id(self): seed.copy()}
         for node in reversed(order):
             grad_out = grads.pop(id(node), None)
             if grad_out is None:
@@ -169,10 +194,18 @@ class Tensor:
                 node.grad = np.array(grad_out) if node.grad is None else node.grad + grad_out
                 continue
             node.grad = grad_out
+            for parent, version in zip(node.parents, node._parent_versions, strict=True):
+                if parent._version != version:
+                    raise RuntimeError(
+                        f"a tensor used by {node.op!r} was changed (its data assigned) after "
+                        "it was used; run the forward computation again before backward()")
             for parent, grad_in in zip(node.parents, node._backward(grad_out), strict=True):
                 if grad_in is None or not parent.requires_grad:
                     continue
                 grad_in = np.asarray(grad_in, dtype=parent.dtype)
+                if grad_in.shape != parent.shape:  # a derivative with a bug in its shapes
+                    raise RuntimeError(f"the {node.op!r} derivative gave shape "
+                                       f"{grad_in.shape} for an input of shape {parent.shape}")
                 key = id(parent)
                 grads[key] = grad_in if key not in grads else grads[key] + grad_in
 
@@ -260,6 +293,8 @@ class Tensor:
         return reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
         return transpose(self, axes or None)
 
     def softmax(self, axis: int = -1):
@@ -288,12 +323,13 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 
 # -- building blocks ---------------------------------------------------------------------------
-def as_tensor(value) -> Tensor:
-    """``value`` if it is a Tensor, else a constant Tensor (no gradient) holding it."""
+def as_tensor(value, like: Tensor | None = None) -> Tensor:
+    """``value`` if it is a Tensor, else a constant Tensor (no gradient) holding it, in the
+    precision of ``like`` if given."""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (bool, int, float, np.number, np.ndarray, list, tuple)):
-        return Tensor(value)
+        return Tensor(value, dtype=None if like is None else like.dtype)
     raise TypeError(f"cannot combine a Tensor with {type(value).__name__} {value!r:.60}; "
                     "use numbers, NumPy arrays or Tensors")
 
@@ -302,11 +338,17 @@ def result(data: np.ndarray, parents: Sequence[Tensor], op: str,
            backward: Backward) -> Tensor:
     """A new tensor made by ``op`` from ``parents``; the graph is recorded only if a parent
     needs a gradient and recording is on."""
-    out = Tensor(data)
+    out = Tensor.__new__(Tensor)  # wraps ``data`` without the copy a user's array gets
+    out._data = np.asarray(data)
+    out._version = 0
+    out.requires_grad, out.name, out.grad, out.op = False, "", None, ""
+    out.parents, out._backward = (), None
     if grad_enabled() and any(p.requires_grad for p in parents):
         out.requires_grad = True
         out.op = op
         out.parents = tuple(parents)
+        # The versions the derivative's captured values belong to (checked in backward).
+        out._parent_versions = tuple(p._version for p in parents)
         out._backward = backward
     return out
 
@@ -322,8 +364,19 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def _pair(a, b) -> tuple[Tensor, Tensor]:
-    return as_tensor(a), as_tensor(b)
+def _pair(a, b, broadcast: bool = True) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors (a plain number takes the other's precision), checked to
+    broadcast together."""
+    if isinstance(a, Tensor):
+        b = as_tensor(b, like=a)
+    a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
+    if not broadcast:
+        return a, b
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    return a, b
 
 
 # -- arithmetic --------------------------------------------------------------------------------
@@ -369,7 +422,11 @@ def power(a, b) -> Tensor:
 
     def backward(g):
         grad_a = unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape)
-        grad_b = unbroadcast(g * out * np.log(a.data), b.shape) if b.requires_grad else None
+        grad_b = None
+        if b.requires_grad:  # 0 where a == 0, as PyTorch takes it (a^b log a -> 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                slope = np.where(a.data == 0, 0.0, out * np.log(np.where(a.data == 0, 1, a.data)))
+            grad_b = unbroadcast(g * slope, b.shape)
         return grad_a, grad_b
 
     return result(out, (a, b), "**", backward)
@@ -377,7 +434,7 @@ def power(a, b) -> Tensor:
 
 def matmul(a, b) -> Tensor:
     """Matrix product of 1-D or 2-D operands; d/dA = G B^T, d/dB = A^T G."""
-    a, b = _pair(a, b)
+    a, b = _pair(a, b, broadcast=False)
     if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
         raise ValueError(f"@ takes 1-D or 2-D operands, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[0]:
@@ -499,6 +556,10 @@ def reshape(a, shape) -> Tensor:
 def transpose(a, axes=None) -> Tensor:
     """Axes permuted (reversed by default); the gradient is permuted back."""
     a = as_tensor(a)
+    if axes is not None:
+        axes = tuple(int(axis) % a.ndim for axis in axes)  # negative axes count from the end
+        if sorted(axes) != list(range(a.ndim)):
+            raise ValueError(f"axes {axes} are not a permutation of the {a.ndim} axes")
     inverse = None if axes is None else np.argsort(axes)
     return result(np.transpose(a.data, axes), (a,), "transpose",
                   lambda g: (np.transpose(g, inverse),))
@@ -509,7 +570,7 @@ def getitem(a, index) -> Tensor:
     an element was picked more than once."""
     a = as_tensor(a)
     if isinstance(index, Tensor):
-        index = index.data.astype(np.intp)
+        raise TypeError("index a Tensor with integers, slices or NumPy arrays, not a Tensor")
 
     def backward(g):
         grad = np.zeros_like(a.data)
