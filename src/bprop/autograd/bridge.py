@@ -18,7 +18,6 @@ from ..model import Sequential
 from . import losses
 from .tensor import Tensor, leaky_relu, relu, sigmoid, softmax, tanh
 
-
 KNOWN_LAYERS = (hand.Dense, hand.Identity, hand.Sigmoid, hand.Tanh, hand.ReLU, hand.LeakyReLU,
                 hand.Softmax, hand.Dropout, hand.BatchNorm)
 
