@@ -11,6 +11,7 @@
 
 from . import datasets, plotting
 from .callbacks import Callback, EarlyStopping
+from .comparison import compare
 from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckReport, gradcheck
 from .io import ModelFileError, load, save
@@ -83,6 +84,7 @@ __all__ = [
     "TrainingDivergedError",
     "accuracy",
     "activation",
+    "compare",
     "clip_grad_norm",
     "clip_grad_value",
     "datasets",

@@ -65,6 +65,38 @@ def plot_fit(x: np.ndarray, y: np.ndarray, y_fit: np.ndarray, path, title: str =
     return _save(fig, plt, path)
 
 
+def plot_loss_curves(curves: dict[str, list[float]], path, title: str = "",
+                     ylabel: str = "training loss") -> Path:
+    """One line per named curve against the epoch; write a PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    return _save(fig, plt, path)
+
+
+def plot_confusion_matrices(matrices: dict[str, np.ndarray], path) -> Path:
+    """Side by side confusion matrices (rows: true class, columns: predicted); a PNG."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 4), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
+                        color="white" if count > matrix.max() / 2 else "black")
+        ax.set_title(name)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_xticks(range(len(matrix)))
+        ax.set_yticks(range(len(matrix)))
+    return _save(fig, plt, path)
+
+
 def _save(fig, plt, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -136,7 +136,8 @@ def load(source: Source, data_dir=None, *, scale: bool, flatten: bool, download:
         if flatten:
             images = images.reshape(len(images), -1)
         if scale:
-            images = images.astype(np.float32) / np.float32(255)
+            images = images.astype(np.float32)
+            images /= np.float32(255)  # in place: one float copy of the data, not two
         splits.append((images, labels.astype(np.int64)))
     return tuple(splits)
 

@@ -1,0 +1,7 @@
+"""``python -m bprop`` runs the ``bprop`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
