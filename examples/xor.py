@@ -1,47 +1,10 @@
-"""XOR with a 3-4-1 sigmoid network: the problem a single layer cannot solve.
+"""Run the 'xor' seed tutorial; its code is in src/bprop/demos/xor.py.
 
-The training loop is written out explicitly, the way the tutorial writes it, to show each step
-of backpropagation through bprop's layers. Inputs carry a constant-1 third column in place of
-biases, the initial weights are the tutorial's (``np.random.seed(1)``, uniform on [-1, 1)), and
-the update rule matches its ``syn += layer.T.dot(delta)``: gradient descent on
-``0.5 * sum(error ** 2)`` with learning rate 1, i.e. ``MSE(reduction="sum")`` with lr 0.5.
-
-Run: python examples/xor.py
+Run: python examples/xor.py [output-folder]   (the same as: bprop demo xor)
 """
 
-import numpy as np
+import sys
 
-import bprop as bp
+from bprop.demos import run
 
-
-def run(steps: int = 60_000) -> dict:
-    X, y = bp.datasets.make_xor(bias_column=True)
-    legacy = np.random.RandomState(1)  # the tutorial's np.random.seed(1), kept local
-    hidden = bp.Dense.from_weights(2 * legacy.random_sample((3, 4)) - 1)
-    output = bp.Dense.from_weights(2 * legacy.random_sample((4, 1)) - 1)
-    model = bp.Sequential([hidden, bp.Sigmoid(), output, bp.Sigmoid()], dtype="float64")
-    loss, optimizer = bp.MSE(reduction="sum"), bp.SGD(lr=0.5)
-    errors = []
-    for step in range(steps):
-        prediction = model.forward(X, training=True)   # forward, layer by layer
-        loss.forward(prediction, y)                     # how wrong
-        model.zero_grad()
-        model.backward(loss.backward())                 # deltas, last layer to first
-        optimizer.step(model.parameters())              # weights -= lr * gradient
-        if step % 10_000 == 0:
-            errors.append(float(np.abs(prediction.ravel() - y).mean()))
-    prediction = model.forward(X).ravel()
-    return {"output": prediction, "target": y, "errors": errors,
-            "mean_abs_error": float(np.abs(prediction - y).mean())}
-
-
-def main() -> None:
-    result = run()
-    for i, error in enumerate(result["errors"]):
-        print(f"step {i * 10_000:>6}: mean absolute error {error:.6f}")
-    print("outputs", np.array2string(result["output"], precision=4), "targets", result["target"])
-    print(f"final mean absolute error: {result['mean_abs_error']:.6f}")
-
-
-if __name__ == "__main__":
-    main()
+run("xor", *sys.argv[1:])

@@ -1,6 +1,7 @@
-"""The seed tutorials under examples/, run with the criteria the tutorials set."""
+"""The seed tutorials (bprop.demos, run by examples/ and `bprop demo`), checked against the
+criteria the tutorials set."""
 
-import importlib.util
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"bprop.demos.{name}")
 
 
 def test_single_layer_reproduces_the_tutorials_printed_outputs():
@@ -59,7 +57,13 @@ def test_seed_demos_script_runs_and_draws_pictures(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "R^2 = 0.99" in done.stdout and "training accuracy 100%" in done.stdout
-    for name in ("planar", "quadratic", "perceptron"):
+    for name in ("xor", "planar", "quadratic", "perceptron"):
         picture = tmp_path / f"{name}.png"
         assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert picture.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("name", ["single_layer", "xor", "planar", "quadratic", "perceptron",
+                                  "autograd_moons"])
+def test_every_example_script_runs_its_demo(name):
+    assert (EXAMPLES / f"{name}.py").read_text().count("from bprop.demos import run") == 1

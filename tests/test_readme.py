@@ -18,7 +18,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     commands = [block.strip() for block in blocks("bash")]
     assert len(commands) >= 2
     demo, test = commands[:2]
-    assert "examples/seed_demos.py" in demo and "pytest" in test
+    assert "bprop demo all" in demo and "pytest" in test
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test in ci_lines
 

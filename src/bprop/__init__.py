@@ -10,7 +10,7 @@
 """
 
 from . import datasets, plotting
-from .callbacks import Callback, EarlyStopping
+from .callbacks import BestState, Callback, EarlyStopping, Progress
 from .comparison import compare
 from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckReport, gradcheck
@@ -44,6 +44,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "BatchNorm",
+    "BestState",
     "BinaryCrossEntropy",
     "Callback",
     "CosineLR",
@@ -68,6 +69,7 @@ __all__ = [
     "Optimizer",
     "Parameter",
     "Perceptron",
+    "Progress",
     "RMSProp",
     "ReLU",
     "ReduceLROnPlateau",

@@ -12,9 +12,12 @@ ends training after the current epoch::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
 
 from ._checks import check_positive_float
+from ._progress import ProgressBar
 from .schedules import improved, resolve_mode
 
 if TYPE_CHECKING:
@@ -96,3 +99,65 @@ class EarlyStopping(Callback):
     def on_train_end(self, model: Sequential) -> None:
         if self.restore_best_weights and self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+class BestState(Callback):
+    """Keep a copy of the weights of the best epoch so far (by ``monitor``), so that they can
+    be put back at any moment, for instance when training is interrupted.
+
+    ``restore(model)`` loads them; ``best_epoch`` says which epoch they are from, and
+    ``history`` holds the metrics of every epoch that finished.
+    """
+
+    def __init__(self, monitor: str = "loss", mode: str = "auto") -> None:
+        self.monitor = monitor
+        self.mode = resolve_mode(mode, monitor)
+
+    def on_train_begin(self, model: Sequential) -> None:
+        self.model = model
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.state: dict | None = None
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, history: History) -> None:
+        self.history = history.history
+        value = history[self.monitor][-1]
+        if improved(value, self.best, self.mode, 0.0):
+            self.best, self.best_epoch = value, epoch
+            self.state = self.model.state_dict()
+
+    def restore(self, model: Sequential) -> bool:
+        """Put the best weights back; False if no epoch has finished yet."""
+        if self.state is None:
+            return False
+        model.load_state_dict(self.state)
+        return True
+
+
+class Progress(Callback):
+    """Report each epoch: a progress bar over the epochs with the latest loss and metrics when
+    the output is a terminal, one plain line per epoch otherwise (logs, CI, pipes)."""
+
+    def __init__(self, epochs: int, stream: TextIO | None = None) -> None:
+        self.epochs = epochs
+        self.stream = sys.stdout if stream is None else stream
+
+    def on_train_begin(self, model: Sequential) -> None:
+        self.bar = ProgressBar(self.epochs, "training", stream=self.stream, unit=" epochs")
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, history: History) -> None:
+        scores = "  ".join(f"{name} {values[-1]:.4g}" for name, values in history.history.items()
+                           if name != "lr")
+        if self.bar.interactive:
+            self.bar.label = f"epoch {epoch + 1}/{self.epochs}  {scores}"
+            self.bar.update(1)
+        else:
+            elapsed = time.perf_counter() - self.started
+            print(f"epoch {epoch + 1}/{self.epochs}  {scores}  ({elapsed:.1f} s)",
+                  file=self.stream, flush=True)
+
+    def on_train_end(self, model: Sequential) -> None:
+        if self.bar.interactive:
+            self.bar.close()

@@ -97,6 +97,58 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], path) -> Path:
     return _save(fig, plt, path)
 
 
+def plot_history(history: dict[str, list[float]], path) -> Path:
+    """Loss (and accuracy, when recorded) per epoch, training and validation; a PNG."""
+    plt = _pyplot()
+    panels = [name for name in ("loss", "accuracy", "r2", "mae") if name in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, name in zip(axes[0], panels, strict=True):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], label="training")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.legend()
+    return _save(fig, plt, path)
+
+
+def plot_first_layer(weights: np.ndarray, side: int, path, count: int = 32) -> Path:
+    """The first ``count`` units' incoming weights (n_inputs = side * side) as images."""
+    plt = _pyplot()
+    count = min(count, weights.shape[1])
+    columns = min(8, count)
+    rows = int(np.ceil(count / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns, rows), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < count:
+            image = weights[:, k].reshape(side, side)
+            limit = np.abs(image).max() or 1.0
+            ax.imshow(image, cmap="coolwarm", vmin=-limit, vmax=limit)
+    fig.suptitle("first-layer weights, one image per hidden unit")
+    return _save(fig, plt, path)
+
+
+def plot_activations(path) -> Path:
+    """Each activation function and its derivative, as the layers compute them."""
+    from .layers import LeakyReLU, ReLU, Sigmoid, Tanh
+
+    plt = _pyplot()
+    x = np.linspace(-4, 4, 401).reshape(-1, 1)
+    layers = [Sigmoid(), Tanh(), ReLU(), LeakyReLU(0.1)]
+    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.5))
+    for ax, layer in zip(axes, layers, strict=True):
+        value = layer.forward(x)
+        slope = layer.backward(np.ones_like(x))   # the derivative, from the backward pass
+        ax.plot(x, value, label="f(x)")
+        ax.plot(x, slope, label="f'(x)", linestyle="--")
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_title(repr(layer))
+        ax.legend()
+    return _save(fig, plt, path)
+
+
 def _save(fig, plt, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """``bprop``: the command-line entry point and its subcommands.
 
-Every subcommand has ``--help``. Errors a user can act on (a missing file, a bad value, an
-unknown dataset) print one line saying what is wrong and exit with status 2; ``--debug`` shows
-the full traceback instead.
+Every subcommand has ``--help``. Errors a user can act on (a missing file, a bad config key or
+value, an unknown dataset, layer sizes that do not fit the data) print one line saying what is
+wrong and exit with status 2; ``--debug`` shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import argparse
 import sys
 
 from .. import __version__
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: reported in one line, exit status 2."""
+from ..datasets.idx import IDXError
+from ..io import ModelFileError
+from .errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import comparison, demos
+    from . import teach, train
+
     parser = argparse.ArgumentParser(
         prog="bprop", description="Neural networks with hand-written backpropagation.")
     parser.add_argument("--version", action="version", version=f"bprop {__version__}")
@@ -25,15 +27,58 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show full tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.required = True
-    from .. import comparison
 
-    compare = commands.add_parser(
-        "compare", help="train the same network with bprop, scikit-learn and PyTorch",
-        description="Train the same network (architecture, optimizer, learning rate, batch "
-        "size, epochs, initial weights) with bprop, scikit-learn and PyTorch; print a table "
-        "and write it as JSON and Markdown with loss-curve and confusion-matrix pictures.")
+    def command(name: str, run, help: str, description: str = ""):
+        sub = commands.add_parser(name, help=help, description=description or help)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show full tracebacks instead of one-line errors")
+        sub.set_defaults(run=run)
+        return sub
+
+    demo = command("demo", teach.run_demo, "run the seed tutorials, with their pictures")
+    demo.add_argument("name", nargs="?", default="all",
+                      choices=[*demos.DEMOS, "activations", "all"],
+                      help="which tutorial (default: all); 'activations' draws the "
+                      "activation functions and their derivatives")
+    demo.add_argument("--out", default="demo_output", help="folder for the pictures")
+
+    train_parser = command(
+        "train", train.run_train, "train a network on a dataset and save it",
+        "Train a network on a built-in dataset, MNIST, Fashion-MNIST or a CSV file; save the "
+        "model and a run folder with metrics (CSV, JSON), pictures and the config used. "
+        "Settings come from the options or a TOML file (--config). Ctrl-C stops training and "
+        "saves the best model so far.")
+    train.add_train_arguments(train_parser)
+
+    evaluate = command("evaluate", train.run_evaluate, "score a saved model on test data")
+    train.add_model_arguments(evaluate, "a dataset name or CSV file (default: the dataset the "
+                              "model was trained on)")
+    evaluate.add_argument("--data-dir", default=None, help="folder with MNIST-style files")
+    evaluate.add_argument("--seed", type=int, default=0, help="the split's seed (as in train)")
+
+    predict = command("predict", train.run_predict,
+                      "write a saved model's predictions for a CSV file")
+    train.add_model_arguments(predict, "a CSV file of samples")
+    predict.add_argument("--output", default="predictions.csv", help="where to write them")
+
+    compare = command(
+        "compare", comparison.run_from_arguments,
+        "train the same network with bprop, scikit-learn and PyTorch",
+        "Train the same network (architecture, optimizer, learning rate, batch size, epochs, "
+        "initial weights) with bprop, scikit-learn and PyTorch; print a table and write it as "
+        "JSON and Markdown with loss-curve and confusion-matrix pictures.")
     comparison.build_parser(compare)
-    compare.set_defaults(run=comparison.run_from_arguments)
+
+    gradcheck = command("gradcheck", teach.run_gradcheck,
+                        "check hand-written gradients against finite differences")
+    teach.add_gradcheck_arguments(gradcheck)
+
+    explain = command(
+        "explain", teach.run_explain, "show every step of backpropagation on a small network",
+        "For a small network and a few samples, print each layer's forward values, the loss, "
+        "each delta and each gradient with its shape and formula, each checked against finite "
+        "differences; as terminal text, Markdown or a self-contained HTML page.")
+    teach.add_explain_arguments(explain)
     return parser
 
 
@@ -41,13 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except KeyboardInterrupt:
         print("bprop: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, FileNotFoundError, ImportError, OSError) as error:
+    except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError, IDXError,
+            ModelFileError, OSError) as error:
         if args.debug:
             raise
-        print(f"bprop {args.command}: error: {error}", file=sys.stderr)
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"bprop {args.command}: error: {message}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0
