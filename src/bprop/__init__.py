@@ -11,8 +11,6 @@
 
 from . import datasets, plotting
 from .callbacks import BestState, Callback, EarlyStopping, Progress
-from .comparison import compare
-from .estimators import MLPClassifier, MLPRegressor
 from .gradcheck import GradcheckReport, gradcheck
 from .io import ModelFileError, load, save
 from .layers import (
@@ -39,6 +37,19 @@ from .regularizers import L1, L1L2, L2, Regularizer
 from .schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
 
 __version__ = "0.1.0"
+
+# The scikit-learn estimators and the comparison with other libraries import scikit-learn (if
+# installed) when they load, which takes memory and time that the core does not need: they are
+# loaded on first use.
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "compare": "comparison"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'bprop' has no attribute {name!r}")
 
 __all__ = [
     "Adam",

@@ -45,6 +45,15 @@ def check_finite(array: np.ndarray, name: str) -> None:
     """Raise ValueError if ``array`` holds NaN or infinity, saying where the first one is."""
     if array.dtype.kind != "f":
         return
+    # In slices of about a million values, so that checking a whole dataset does not need a
+    # second, boolean copy of it in memory.
+    rows = max(1, (1 << 20) // max(1, array[:1].size)) if array.ndim else 1
+    for start in range(0, max(len(array), 1) if array.ndim else 1, rows):
+        part = array[start:start + rows] if array.ndim else array
+        if not np.isfinite(part).all():
+            break
+    else:
+        return
     finite = np.isfinite(array)
     if not finite.all():
         bad = np.argwhere(~finite)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-PEERS = ("bprop", "sklearn", "torch", "torch-gpu")
+PEERS = ("bprop", "sklearn", "torch", "torch-gpu", "jax")
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -50,6 +50,7 @@ class Settings:
     batch_size: int = 128
     epochs: int = 10
     seed: int = 0
+    dtype: str = "float32"
     data_dir: str | None = None
     target: str | int = -1
     test_size: float = 0.2
@@ -61,7 +62,9 @@ class PeerResult:
     status: str = "ok"  # "ok", or why the peer was skipped
     test_accuracy: float | None = None
     train_seconds: float | None = None
-    seconds_per_epoch: float | None = None
+    seconds_per_epoch: float | None = None   # median, first epoch excluded
+    epoch_seconds: list[float] = field(default_factory=list)
+    predict_seconds: float | None = None       # inference on the whole test set
     peak_rss_mb: float | None = None
     training_mb: float | None = None
     loss_curve: list[float] = field(default_factory=list)
@@ -129,7 +132,7 @@ class Comparison:
 
 def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
             optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 128,
-            epochs: int = 10, seed: int = 0, data_dir=None, target=-1,
+            epochs: int = 10, seed: int = 0, dtype: str = "float32", data_dir=None, target=-1,
             test_size: float = 0.2, peers=PEERS, out_dir=None, verbose: bool = True
             ) -> Comparison:
     """Train the same network with each of ``peers`` and compare them.
@@ -141,7 +144,8 @@ def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
     hidden, activation, optimizer, lr, batch_size, epochs, seed : the network and its training,
         the same for every peer (``activation`` in relu, tanh, logistic; ``optimizer`` in
         adam, sgd).
-    peers : any of "bprop", "sklearn", "torch", "torch-gpu".
+    dtype : "float32" (default) or "float64", for every peer.
+    peers : any of "bprop", "sklearn", "torch", "torch-gpu", "jax".
     out_dir : if given, the table (JSON, Markdown) and pictures are written there.
 
     Returns a :class:`Comparison`; ``comparison.table()`` prints it.
@@ -149,6 +153,7 @@ def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
     settings = Settings(dataset=str(dataset), hidden=tuple(int(h) for h in hidden),
                         activation=activation, optimizer=optimizer, lr=float(lr),
                         batch_size=int(batch_size), epochs=int(epochs), seed=int(seed),
+                        dtype=str(np.dtype(dtype)),
                         data_dir=None if data_dir is None else str(data_dir), target=target,
                         test_size=float(test_size))
     _check_settings(settings, peers)
@@ -190,16 +195,19 @@ def _check_settings(settings: Settings, peers) -> None:
                          "or give the path of a .csv file")
     if not settings.hidden or min(settings.hidden) < 1:
         raise ValueError(f"hidden layer sizes must be positive, got {settings.hidden}")
+    if settings.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {settings.dtype!r}")
     if settings.epochs < 1 or settings.batch_size < 1 or not settings.lr > 0:
         raise ValueError("epochs, batch_size and lr must be positive")
 
 
 def missing_requirement(peer: str) -> str:
     """Why ``peer`` cannot run here ("" if it can)."""
-    module = {"sklearn": "sklearn", "torch": "torch", "torch-gpu": "torch"}.get(peer)
+    module = {"sklearn": "sklearn", "torch": "torch", "torch-gpu": "torch",
+              "jax": "jax"}.get(peer)
     if module and importlib.util.find_spec(module) is None:
-        install = {"sklearn": "pip install scikit-learn",
-                   "torch": "pip install torch"}[module]
+        install = {"sklearn": "pip install scikit-learn", "torch": "pip install torch",
+                   "jax": "pip install jax"}[module]
         return f"{module} is not installed: {install}"
     if peer == "torch-gpu":
         import torch
@@ -228,7 +236,7 @@ def load_data(settings: Settings):
             data.X, data.y, test_size=settings.test_size, stratify=data.y, seed=settings.seed)
         scaler = StandardScaler().fit(X_train)
         X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    return (X_train.astype(np.float32), X_test.astype(np.float32),
+    return (X_train.astype(np.float32, copy=False), X_test.astype(np.float32, copy=False),
             np.asarray(y_train, dtype=np.int64), np.asarray(y_test, dtype=np.int64))
 
 
@@ -258,26 +266,53 @@ def _run_in_subprocess(peer: str, settings: Settings) -> PeerResult:
 def run_peer(peer: str, settings: Settings) -> PeerResult:
     """Load the data, train ``peer`` from the shared initial weights, evaluate; measured."""
     X_train, X_test, y_train, y_test = load_data(settings)
+    dtype = np.dtype(settings.dtype)
+    X_train, X_test = X_train.astype(dtype, copy=False), X_test.astype(dtype, copy=False)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    weights = initial_weights(settings, X_train.shape[1], n_classes)
+    weights = [(W.astype(dtype), b.astype(dtype))
+               for W, b in initial_weights(settings, X_train.shape[1], n_classes)]
     train = {"bprop": _train_bprop, "sklearn": _train_sklearn, "torch": _train_torch,
-             "torch-gpu": _train_torch}[peer]
+             "torch-gpu": _train_torch, "jax": _train_jax}[peer]
     rss_before = current_rss_mb()
     reset_peak_rss()  # so that loading the data does not count as training
-    predict, loss_curve, seconds, version = train(settings, weights, X_train, y_train, peer)
+    predict, loss_curve, epoch_seconds, version = train(settings, weights, X_train, y_train,
+                                                        peer)
+    peak = peak_rss_mb()
     predicted = predict(X_test)
+    predict_seconds = min(_timed(predict, X_test) for _ in range(3))
     confusion = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(confusion, (y_test, predicted), 1)
-    peak = peak_rss_mb()
+    # The first epoch carries one-off costs (JIT compilation, memory pools): the median of the
+    # others is the steady speed.
+    steady = epoch_seconds[1:] if len(epoch_seconds) > 1 else epoch_seconds
     return PeerResult(peer, test_accuracy=float(np.mean(predicted == y_test)),
-                      train_seconds=seconds, seconds_per_epoch=seconds / settings.epochs,
-                      peak_rss_mb=peak, training_mb=max(peak - rss_before, 0.0),
+                      train_seconds=float(sum(epoch_seconds)),
+                      seconds_per_epoch=float(np.median(steady)), epoch_seconds=epoch_seconds,
+                      predict_seconds=predict_seconds, peak_rss_mb=peak,
+                      training_mb=max(peak - rss_before, 0.0),
                       loss_curve=[float(v) for v in loss_curve], confusion=confusion.tolist(),
                       version=version)
 
 
+def _timed(function, *args) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
 def _train_bprop(settings, weights, X, y, peer):
     import bprop as bp
+
+    from .callbacks import Callback
+
+    class EpochTimer(Callback):
+        def on_train_begin(self, model):
+            self.times, self.last = [], time.perf_counter()
+
+        def on_epoch_end(self, epoch, history):
+            now = time.perf_counter()
+            self.times.append(now - self.last)
+            self.last = now
 
     layers = []
     for i, (W, b) in enumerate(weights):
@@ -285,14 +320,14 @@ def _train_bprop(settings, weights, X, y, peer):
         if i < len(weights) - 1:
             layers.append(bp.activation({"logistic": "sigmoid"}.get(settings.activation,
                                                                      settings.activation)))
-    model = bp.Sequential(layers, seed=settings.seed, dtype="float32")
+    model = bp.Sequential(layers, seed=settings.seed, dtype=settings.dtype)
     optimizer = (bp.Adam(lr=settings.lr) if settings.optimizer == "adam"
                  else bp.SGD(lr=settings.lr))
-    start = time.perf_counter()
+    timer = EpochTimer()
     history = model.fit(X, y, loss="softmax_cross_entropy", optimizer=optimizer,
-                        epochs=settings.epochs, batch_size=settings.batch_size, metrics=[])
-    seconds = time.perf_counter() - start
-    return model.predict, history["loss"], seconds, bp.__version__
+                        epochs=settings.epochs, batch_size=settings.batch_size, metrics=[],
+                        callbacks=[timer])
+    return model.predict, history["loss"], timer.times, bp.__version__
 
 
 def _train_sklearn(settings, weights, X, y, peer):
@@ -317,7 +352,9 @@ def _train_sklearn(settings, weights, X, y, peer):
         start = time.perf_counter()
         clf.fit(X, y)
         seconds = time.perf_counter() - start
-    return clf.predict, clf.loss_curve_, seconds, sklearn.__version__
+    # scikit-learn trains every epoch in one call: each epoch gets the average.
+    return clf.predict, clf.loss_curve_, [seconds / settings.epochs] * settings.epochs, \
+        sklearn.__version__
 
 
 def _train_torch(settings, weights, X, y, peer):
@@ -328,9 +365,10 @@ def _train_torch(settings, weights, X, y, peer):
     torch.manual_seed(settings.seed)
     activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
                   "logistic": torch.nn.Sigmoid}[settings.activation]
+    dtype = getattr(torch, settings.dtype)
     modules = []
     for i, (W, b) in enumerate(weights):
-        linear = torch.nn.Linear(*W.shape)
+        linear = torch.nn.Linear(*W.shape, dtype=dtype)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(W.T.copy()))
             linear.bias.copy_(torch.from_numpy(b))
@@ -338,19 +376,18 @@ def _train_torch(settings, weights, X, y, peer):
         if i < len(weights) - 1:
             modules.append(activation())
     net = torch.nn.Sequential(*modules).to(device)
-    if settings.optimizer == "adam":
-        optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr,
-                                     fused=device == "cpu" or None)
+    if settings.optimizer == "adam":  # the fastest Adam PyTorch has on each device
+        optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, fused=True)
     else:
         optimizer = torch.optim.SGD(net.parameters(), lr=settings.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     X_t, y_t = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
     n = len(X)
-    losses = []
-    start = time.perf_counter()
+    losses, times = [], []
     for _ in range(settings.epochs):
+        start = time.perf_counter()
         order = torch.randperm(n, device=device)
-        total = torch.zeros((), device=device)
+        total = torch.zeros((), device=device, dtype=dtype)
         for first in range(0, n, settings.batch_size):
             rows = order[first:first + settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
@@ -358,16 +395,80 @@ def _train_torch(settings, weights, X, y, peer):
             loss.backward()
             optimizer.step()
             total += loss.detach() * len(rows)
-        losses.append(float(total) / n)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+        losses.append(float(total) / n)  # float() waits for the device
+        times.append(time.perf_counter() - start)
 
     def predict(X_new):
         with torch.no_grad():
             return net(torch.from_numpy(X_new).to(device)).argmax(dim=1).cpu().numpy()
 
-    return predict, losses, seconds, torch.__version__
+    return predict, losses, times, torch.__version__
+
+
+def _train_jax(settings, weights, X, y, peer):
+    import jax
+    import jax.numpy as jnp
+
+    if settings.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    activation = {"relu": jax.nn.relu, "tanh": jnp.tanh,
+                  "logistic": jax.nn.sigmoid}[settings.activation]
+    params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in weights]
+    beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, settings.lr
+
+    def loss_fn(params, xb, yb):
+        h = xb
+        for W, b in params[:-1]:
+            h = activation(h @ W + b)
+        logits = h @ params[-1][0] + params[-1][1]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1))
+
+    @jax.jit
+    def step(params, moments, t, xb, yb):
+        loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+        if settings.optimizer == "sgd":
+            return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), moments, loss
+        mean, square = moments
+        mean = jax.tree_util.tree_map(lambda m, g: beta1 * m + (1 - beta1) * g, mean, grads)
+        square = jax.tree_util.tree_map(lambda v, g: beta2 * v + (1 - beta2) * g * g, square,
+                                        grads)
+        size = lr / (1 - beta1**t)
+        correction = jnp.sqrt(1 - beta2**t)
+        params = jax.tree_util.tree_map(
+            lambda p, m, v: p - size * m / (jnp.sqrt(v) / correction + eps), params, mean,
+            square)
+        return params, (mean, square), loss
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    moments = (zeros, zeros)
+    X_d, y_d = jnp.asarray(X), jnp.asarray(y)
+    rng = np.random.default_rng(settings.seed)
+    n, t = len(X), 0
+    losses, times = [], []
+    for _ in range(settings.epochs):
+        start = time.perf_counter()
+        order = jnp.asarray(rng.permutation(n))
+        total = 0.0
+        for first in range(0, n, settings.batch_size):
+            rows = order[first:first + settings.batch_size]
+            t += 1
+            params, moments, loss = step(params, moments, t, X_d[rows], y_d[rows])
+            total += loss * len(rows)
+        losses.append(float(total) / n)
+        times.append(time.perf_counter() - start)
+
+    forward = jax.jit(lambda params, x: loss_logits(params, x, activation))
+
+    def predict(X_new):
+        return np.asarray(forward(params, jnp.asarray(X_new)).argmax(axis=1))
+
+    return predict, losses, times, jax.__version__
+
+
+def loss_logits(params, x, activation):
+    for W, b in params[:-1]:
+        x = activation(x @ W + b)
+    return x @ params[-1][0] + params[-1][1]
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -436,6 +537,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--peers", default=",".join(PEERS),
                         help=f"comma-separated, from {','.join(PEERS)}")
     parser.add_argument("--out", default="compare-output",
@@ -452,7 +554,8 @@ def run_from_arguments(args: argparse.Namespace) -> int:
             from None
     comparison = compare(args.dataset, hidden=hidden, activation=args.activation,
                          optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
-                         epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
+                         epochs=args.epochs, seed=args.seed, dtype=args.dtype,
+                         data_dir=args.data_dir,
                          target=target, peers=[p for p in args.peers.split(",") if p],
                          out_dir=args.out)
     print()

@@ -7,7 +7,8 @@ Every layer follows one contract:
 * ``backward(grad_out)`` takes :math:`\partial L / \partial \text{out}` (the "delta" arriving
   from the layer above), **adds** the gradients of the layer's own parameters into
   ``param.grad`` (call ``zero_grad()`` between steps, as in PyTorch) and returns
-  :math:`\partial L / \partial x` for the layer below.
+  :math:`\partial L / \partial x` for the layer below. With ``need_input_grad=False`` (the
+  first layer of a network, whose input is data) it may skip that product and return None.
 
 Shapes: ``x`` is ``(m, n_features)`` for a mini-batch of ``m`` samples.
 
@@ -56,7 +57,7 @@ class Layer:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -67,7 +68,7 @@ class Layer:
 
     def zero_grad(self) -> None:
         for param in self.params.values():
-            param.grad.fill(0)
+            param.zero_grad()
 
     def build(self, rng: np.random.Generator | int | None = None, dtype="float64") -> Layer:
         """Initialise parameters not set yet (drawing from ``rng``) and cast all to ``dtype``.
@@ -244,7 +245,7 @@ class Dense(Layer):
             out += self.params["bias"].value
         return out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         if self._x is None:
             raise RuntimeError(f"{self!r}: backward() was called before forward()")
         if np.shape(grad_out) != (self._x.shape[0], self.n_outputs):
@@ -253,9 +254,11 @@ class Dense(Layer):
                 f"{(self._x.shape[0], self.n_outputs)}"
             )
         weight = self.params["weight"]
-        weight.grad += self._x.T @ grad_out
+        weight.accumulate_matmul(self._x.T, grad_out)            # dW += x.T @ g
         if self.use_bias:
-            self.params["bias"].grad += grad_out.sum(axis=0)
+            self.params["bias"].accumulate_sum(grad_out, axis=0)  # db += sum of g's rows
+        if not need_input_grad:  # the input is data: its gradient would be thrown away
+            return None
         return grad_out @ weight.value.T
 
     def get_config(self) -> dict:
@@ -279,7 +282,7 @@ class Identity(Activation):
         self._out = x
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
         return grad_out
 
@@ -308,7 +311,7 @@ class Sigmoid(Activation):
         self._out = out
         return out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
         out = self._out
         return grad_out * out * (1 - out)
@@ -327,7 +330,7 @@ class Tanh(Activation):
         self._out = np.tanh(x)
         return self._out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
         out = self._out
         return grad_out * (1 - out * out)
@@ -346,7 +349,7 @@ class ReLU(Activation):
         self._out = np.maximum(x, 0)
         return self._out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
         return np.where(self._out > 0, grad_out, 0)
 
@@ -370,7 +373,7 @@ class LeakyReLU(Activation):
         self._out = np.where(self._positive, x, self.alpha * x)
         return self._out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
         return np.where(self._positive, grad_out, self.alpha * grad_out)
 
@@ -398,7 +401,7 @@ class Softmax(Activation):
         self._out = out
         return out
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
         out = self._out
         return out * (grad_out - (grad_out * out).sum(axis=1, keepdims=True))
@@ -452,7 +455,7 @@ class Dropout(Layer):
         self._mask *= 1 / (1 - self.p)
         return x * self._mask
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         if self._shape is None:
             raise RuntimeError(f"{self!r}: backward() was called before forward()")
         if np.shape(grad_out) != self._shape:
@@ -542,7 +545,7 @@ class BatchNorm(Layer):
         self._training = training
         return self._x_hat * gamma + beta
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._x_hat)
         x_hat = self._x_hat
         self.params["weight"].grad += (grad_out * x_hat).sum(axis=0)

@@ -158,15 +158,17 @@ class Sequential:
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate ``grad_out`` (dLoss/dOutput) through every layer, last to first.
 
-        Adds each parameter's gradient into ``param.grad`` and returns dLoss/dInput.
+        Adds each parameter's gradient into ``param.grad`` and returns dLoss/dInput (None with
+        ``need_input_grad=False``, which spares the first layer that product: training on data
+        never needs it).
         """
         grad = np.asarray(grad_out, dtype=self.dtype)
-        for layer in reversed(self.layers):
+        for layer in self.layers[:0:-1]:
             grad = layer.backward(grad)
-        return grad
+        return self.layers[0].backward(grad, need_input_grad=need_input_grad)
 
     __call__ = forward
 
@@ -190,10 +192,13 @@ class Sequential:
                 for name, p in layer.params.items()]
 
     def zero_grad(self) -> None:
+        parameters = self.parameters()
         if self._buffer is not None and all(
-            p._home is not None and p._home[0] is self._buffer for p in self.parameters()
+            p._home is not None and p._home[0] is self._buffer for p in parameters
         ):
-            self._buffer.grads.fill(0)
+            self._buffer.grads.fill(0)  # one pass over every gradient at once
+            for param in parameters:
+                param._zeroed = True
         else:
             for layer in self.layers:
                 layer.zero_grad()
@@ -648,7 +653,7 @@ class _TrainingStep:
                 self._restore(saved_buffers)
                 raise FloatingPointError(f"the training loss became {value + penalty}")
             model.zero_grad()
-            model.backward(self.loss.backward())
+            model.backward(self.loss.backward(), need_input_grad=False)
             if not parameters:
                 return out, value, penalty
             if self.regularizer is not None:

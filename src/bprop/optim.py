@@ -22,6 +22,7 @@ before a step.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterable
 
@@ -72,6 +73,15 @@ class Optimizer:
         if name not in arrays:
             arrays[name] = np.zeros_like(like)
         return arrays[name]
+
+    @staticmethod
+    def _scratch(state: dict, like: np.ndarray) -> np.ndarray:
+        """A work array of ``like``'s shape, reused from step to step (not part of the state
+        that is saved), so that an update allocates nothing."""
+        scratch = state.get("scratch")
+        if scratch is None or scratch.shape != like.shape or scratch.dtype != like.dtype:
+            scratch = state["scratch"] = np.empty_like(like)
+        return scratch
 
     @staticmethod
     def _decayed(values: np.ndarray, state: dict) -> np.ndarray:
@@ -168,7 +178,9 @@ class SGD(Optimizer):
             velocity *= self.momentum
             velocity += grads
             grads = grads + self.momentum * velocity if self.nesterov else velocity
-        values -= self.lr * grads
+        step = self._scratch(state, values)
+        np.multiply(grads, self.lr, out=step)
+        values -= step
 
     def state_names(self) -> tuple[str, ...]:
         return ("velocity",) if self.momentum else ()
@@ -210,14 +222,24 @@ class Adam(Optimizer):
         step = state["step"]
         mean = self._buffer(state, "mean", values)
         square = self._buffer(state, "square", values)
+        work = self._scratch(state, values)
+        # Every operation writes into existing arrays: an update of the whole network
+        # allocates nothing and makes a few passes over one contiguous buffer.
         mean *= beta1
-        mean += (1 - beta1) * grads
+        np.multiply(grads, 1 - beta1, out=work)
+        mean += work                                  # m = b1 m + (1 - b1) g
         square *= beta2
-        square += (1 - beta2) * grads * grads
-        denominator = np.sqrt(square)
-        denominator /= np.sqrt(1 - beta2**step)
-        denominator += self.eps
-        values -= (self.lr / (1 - beta1**step)) * mean / denominator
+        np.multiply(grads, grads, out=work)
+        work *= 1 - beta2
+        square += work                                # v = b2 v + (1 - b2) g^2
+        # The bias corrections are folded into two scalars: with c = sqrt(1 - b2^t),
+        # (lr / (1 - b1^t)) m / (sqrt(v) / c + eps) = (lr c / (1 - b1^t)) m / (sqrt(v) + eps c).
+        correction = math.sqrt(1 - beta2**step)
+        np.sqrt(square, out=work)
+        work += self.eps * correction
+        np.divide(mean, work, out=work)
+        work *= self.lr * correction / (1 - beta1**step)
+        values -= work
 
     def state_names(self) -> tuple[str, ...]:
         return ("mean", "square")

@@ -39,18 +39,24 @@ class Parameter:
     Assigning ``param.value = array`` copies into the existing storage (after checking the shape),
     so the parameter never silently leaves the buffer its model packed it into.
 
+    Layers add their gradients with :meth:`accumulate_matmul` and :meth:`accumulate_sum`: right
+    after :meth:`zero_grad` these write the result straight into ``grad`` (saving a temporary
+    array and a pass over it), otherwise they add to it; either way ``grad`` ends up holding
+    the sum, exactly as ``grad += ...`` would.
+
     >>> p = Parameter([[1.0, 2.0]])
     >>> p.value = [[3.0, 4.0]]
     >>> p.value, p.grad
     (array([[3., 4.]]), array([[0., 0.]]))
     """
 
-    __slots__ = ("_value", "_grad", "decay", "_home", "__weakref__")
+    __slots__ = ("_value", "_grad", "decay", "_home", "_zeroed", "__weakref__")
 
     def __init__(self, value, *, decay: bool = True):
         array = np.array(value, copy=True)
         self._value = array if array.dtype.kind == "f" else array.astype(np.float64)
         self._grad = np.zeros_like(self._value)
+        self._zeroed = True
         self.decay = decay
         self._home: tuple[FlatBuffer, int, int] | None = None
 
@@ -79,11 +85,33 @@ class Parameter:
     @grad.setter
     def grad(self, new_grad) -> None:
         # ``param.grad += g`` adds in place and then assigns the same array back.
+        self._zeroed = False
         if new_grad is not self._grad:
             if np.shape(new_grad) != self._grad.shape:
                 raise ValueError(f"cannot set a gradient of shape {self._grad.shape} to an "
                                  f"array of shape {np.shape(new_grad)}")
             self._grad[...] = new_grad
+
+    def zero_grad(self) -> None:
+        """Set the gradient to zero."""
+        self._grad.fill(0)
+        self._zeroed = True
+
+    def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
+        """``grad += a @ b``."""
+        if self._zeroed:
+            np.matmul(a, b, out=self._grad)
+            self._zeroed = False
+        else:
+            self._grad += a @ b
+
+    def accumulate_sum(self, array: np.ndarray, axis: int = 0) -> None:
+        """``grad += array.sum(axis)``."""
+        if self._zeroed:
+            np.sum(array, axis=axis, out=self._grad)
+            self._zeroed = False
+        else:
+            self._grad += array.sum(axis=axis)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -115,6 +143,7 @@ class Parameter:
         self._grad = state["grad"]
         self.decay = state["decay"]
         self._home = None
+        self._zeroed = not state["grad"].any()
 
 
 def pack(parameters: Sequence[Parameter]) -> FlatBuffer:

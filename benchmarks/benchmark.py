@@ -1,0 +1,185 @@
+"""Train the same MLP the same way with bprop, PyTorch, JAX and scikit-learn; compare speed.
+
+Every peer starts from the same weights and trains the same network (default 784-256-128-10,
+ReLU, softmax cross-entropy, Adam lr 1e-3, float32, 5 epochs) on MNIST, each in a process of
+its own (``bprop.compare`` does the training and measuring). Reported per peer: seconds per
+epoch (median, first epoch excluded), bprop's time as a fraction of the peer's, achieved
+GFLOP/s against the matrix-product peak measured here, test accuracy, peak memory, and the
+time to predict the test set. Missing peers are skipped with a message.
+
+    python benchmarks/benchmark.py                         # batch 128 and 32, float32
+    python benchmarks/benchmark.py --batch-sizes 32,128,512 --dtype float64 --json out.json
+    python benchmarks/benchmark.py --openblas both         # also without OPENBLAS_* settings
+
+See benchmarks/README.md for the method and the latest results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from bprop import comparison
+
+TARGETS = {  # bprop's seconds per epoch as a fraction of each peer's, at most (issue 8)
+    128: {"torch": 0.8, "jax": 1.0, "sklearn": 0.6},
+    32: {"torch": 0.7, "sklearn": 0.6},
+}
+
+
+def gemm_peak(dtype: str, size: int = 1024, repeats: int = 10) -> float:
+    """GFLOP/s of NumPy's matrix product on square matrices, best of ``repeats``."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def flops_per_epoch(sizes: list[int], n_samples: int) -> float:
+    """Matrix-product FLOPs of one epoch: forward, weight gradients, and input gradients of
+    every layer but the first."""
+    products = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    per_sample = 2 * (2 * sum(products) + sum(products[1:]))
+    return per_sample * n_samples
+
+
+def run(args) -> dict:
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    peak = gemm_peak(args.dtype)
+    report = {"machine": comparison.machine_description(), "gemm_peak_gflops": peak,
+              "settings": vars(args), "runs": []}
+    print(f"# {report['machine']['description']}")
+    print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; "
+          f"NumPy {args.dtype} GEMM peak {peak:.0f} GFLOP/s", flush=True)
+    for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+        result = comparison.compare(
+            args.dataset, hidden=hidden, optimizer=args.optimizer, lr=args.lr,
+            batch_size=batch_size, epochs=args.epochs, dtype=args.dtype,
+            data_dir=args.data_dir, peers=args.peers.split(","), verbose=False)
+        X_train = comparison.load_data(result.settings)[0]
+        sizes = [X_train.shape[1], *hidden, 10]
+        flops = flops_per_epoch(sizes, len(X_train))
+        ran = {r.peer: r for r in result.ran()}
+        skipped = {r.peer: r.status for r in result.results if r.status != "ok"}
+        rows = []
+        ours = ran.get("bprop")
+        for peer, r in ran.items():
+            rows.append({
+                "peer": peer, "version": r.version, "seconds_per_epoch": r.seconds_per_epoch,
+                "bprop_over_peer": ours.seconds_per_epoch / r.seconds_per_epoch if ours else None,
+                "gflops": flops / r.seconds_per_epoch / 1e9,
+                "percent_of_peak": 100 * flops / r.seconds_per_epoch / 1e9 / peak,
+                "test_accuracy": r.test_accuracy, "peak_rss_mb": r.peak_rss_mb,
+                "training_mb": r.training_mb, "predict_seconds": r.predict_seconds,
+                "bprop_predict_over_peer": (ours.predict_seconds / r.predict_seconds
+                                            if ours else None),
+                "epoch_seconds": r.epoch_seconds})
+        data_mb = (X_train.nbytes + comparison.load_data(result.settings)[1].nbytes) / 2**20
+        model_mb = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)) \
+            * np.dtype(args.dtype).itemsize / 2**20
+        run_report = {"batch_size": batch_size, "flops_per_epoch": flops, "rows": rows,
+                      "skipped": skipped, "data_mb": data_mb, "model_mb": model_mb}
+        report["runs"].append(run_report)
+        print_run(run_report, args)
+    return report
+
+
+def print_run(run_report: dict, args) -> None:
+    batch = run_report["batch_size"]
+    print(f"\n## batch {batch}, {args.dtype}, {args.optimizer}, {args.epochs} epochs, "
+          f"{run_report['flops_per_epoch'] / 1e9:.1f} GFLOP of matrix products per epoch")
+    header = ("peer", "s/epoch", "bprop/peer", "GFLOP/s", "% peak", "test acc",
+              "peak RSS MB", "predict s", "bprop/peer")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in run_report["rows"]:
+        print(f"| {row['peer']} {row['version']} | {row['seconds_per_epoch']:.3f} | "
+              f"{row['bprop_over_peer']:.2f} | {row['gflops']:.0f} | "
+              f"{row['percent_of_peak']:.0f} | {row['test_accuracy']:.4f} | "
+              f"{row['peak_rss_mb']:.0f} | {row['predict_seconds']:.4f} | "
+              f"{row['bprop_predict_over_peer']:.2f} |")
+    for peer, why in run_report["skipped"].items():
+        print(f"- {peer} skipped: {why}")
+    by_peer = {row["peer"]: row for row in run_report["rows"]}
+    ours = by_peer.get("bprop")
+    if ours is None:
+        return
+    for peer, limit in TARGETS.get(batch, {}).items():
+        if peer in by_peer and args.dtype == "float32":
+            ratio = by_peer[peer]["bprop_over_peer"]
+            print(f"target bprop/{peer} <= {limit}: {ratio:.2f} "
+                  f"{'met' if ratio <= limit else 'NOT MET'}")
+    if args.dtype == "float64" and "sklearn" in by_peer:
+        ratio = by_peer["sklearn"]["bprop_over_peer"]
+        print(f"target bprop/sklearn <= 0.6 (float64): {ratio:.2f} "
+              f"{'met' if ratio <= 0.6 else 'NOT MET'}")
+    if "torch" in by_peer:
+        gap = by_peer["torch"]["test_accuracy"] - ours["test_accuracy"]
+        print(f"target accuracy within 0.3 points of PyTorch: {100 * gap:+.2f} points "
+              f"{'met' if gap <= 0.003 else 'NOT MET'}")
+        ratio = ours["predict_seconds"] / by_peer["torch"]["predict_seconds"]
+        print(f"target inference at least as fast as PyTorch: bprop/torch {ratio:.2f} "
+              f"{'met' if ratio <= 1 else 'NOT MET'}")
+    budget = 1.5 * (run_report["data_mb"] + run_report["model_mb"])
+    print(f"target peak memory <= 1.5 x (data {run_report['data_mb']:.0f} MB + model): "
+          f"{ours['peak_rss_mb']:.0f} MB of {budget:.0f} MB "
+          f"{'met' if ours['peak_rss_mb'] <= budget else 'NOT MET'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the four files (default: ../shared/data/<name>, "
+                        "then $BPROP_DATA and the cache)")
+    parser.add_argument("--batch-sizes", default="128,32")
+    parser.add_argument("--hidden", default="256,128", help="hidden layer sizes (width, depth)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--peers", default="bprop,torch,jax,sklearn")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--openblas", default="as-set", choices=["as-set", "unset", "both"],
+                        help="run with the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE "
+                        "as they are (default), without them, or both, one after the other")
+    args = parser.parse_args()
+    if args.data_dir is None:
+        shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                              args.dataset)
+        args.data_dir = shared if os.path.isdir(shared) else None
+    if args.openblas == "as-set":
+        report = run(args)
+    elif args.openblas == "unset" or args.openblas == "both":
+        if args.openblas == "both":
+            report = run(args)
+            print("\n# the same without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE:", flush=True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        argv = [a for a in sys.argv[1:] if not a.startswith("--openblas")]
+        argv = [a for i, a in enumerate(argv) if not (i > 0 and argv[i - 1] == "--openblas")]
+        argv = [a for a in argv if a not in ("as-set", "unset", "both")]
+        subprocess.run([sys.executable, __file__, *argv], env=env, check=True)
+        if args.openblas == "unset":
+            return
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(report, file, indent=2)
+
+
+if __name__ == "__main__":
+    main()
