@@ -351,7 +351,8 @@ class ReLU(Activation):
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
-        return np.where(self._out > 0, grad_out, 0)
+        # Multiplying by the 0/1 mask is several times faster than np.where on large arrays.
+        return grad_out * (self._out > 0)
 
 
 class LeakyReLU(Activation):
