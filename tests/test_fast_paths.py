@@ -159,3 +159,16 @@ def test_training_results_do_not_depend_on_the_fast_paths(rng):
             param.value = textbook_adam(start[k], history[k], lr=0.01)
     for a, b in zip(fitted.parameters(), plain.parameters(), strict=True):
         np.testing.assert_allclose(a.value, b.value, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([1.0, 2.0], True), ([1.0, np.inf], False), ([np.nan, 1.0], False),
+    ([-np.inf, 0.0], False), ([1e30, -1e30], True),  # finite, though their squares overflow
+])
+def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected):
+    from bprop.model import all_finite
+
+    for dtype in (np.float32, np.float64):
+        array = np.array(values, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert all_finite(array) == expected == bool(np.isfinite(array).all())

@@ -180,11 +180,11 @@ def set_step(step):
 
 
 def drop_moments(arrays, header):
-    del arrays["optim/mean"]
+    del arrays["optim/mean_sum"]
 
 
 def nan_moment(arrays, header):
-    arrays["optim/mean"] = np.full_like(arrays["optim/mean"], np.nan)
+    arrays["optim/mean_sum"] = np.full_like(arrays["optim/mean_sum"], np.nan)
 
 
 def negative_variance(arrays, header):
@@ -200,7 +200,7 @@ def huge_layer(arrays, header):
 
 
 def wrong_optimizer_size(arrays, header):
-    arrays["optim/square"] = arrays["optim/square"][:5]
+    arrays["optim/square_sum"] = arrays["optim/square_sum"][:5]
 
 
 def extra_member(arrays, header):
@@ -211,11 +211,11 @@ def extra_member(arrays, header):
     (set_step(-1), "step count must be a whole number >= 0"),
     (set_step(1e300), "step count must be a whole number >= 0"),
     (drop_moments, "keeps the arrays"),
-    (nan_moment, "'mean' holds invalid values"),
+    (nan_moment, "'mean_sum' holds invalid values"),
     (negative_variance, "1.running_var holds invalid values"),
     (text_weights, "holds <U1, not numbers"),
     (huge_layer, "'param/0.weight' has shape \\(4, 16\\) but the model description needs"),
-    (wrong_optimizer_size, "'optim/square' has shape \\(5,\\)"),
+    (wrong_optimizer_size, "'optim/square_sum' has shape \\(5,\\)"),
     (extra_member, "unexpected entries \\['notes.npy'\\]"),
 ])
 def test_hostile_or_damaged_contents_are_refused_clearly(tmp_path, change, message):

@@ -414,7 +414,8 @@ class Sequential:
         data_loss, penalty, outputs = 0.0, 0.0, []
         for batch in self._batches(n_samples, batch_size, shuffle):
             try:
-                out, batch_loss, batch_penalty = step(X[batch], y[batch])
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    out, batch_loss, batch_penalty = step(X[batch], y[batch])
             except FloatingPointError as error:
                 step.optimizer.reset(step.parameters)
                 raise TrainingDivergedError(
@@ -607,6 +608,14 @@ class Sequential:
         return X, y
 
 
+def all_finite(array: np.ndarray) -> bool:
+    """Whether every element is finite. A dot product (one BLAS pass, no temporary) settles the
+    usual case: it is finite only if every element is; if it is not (NaN, infinity, or just
+    an overflow of huge values), the elements are looked at one by one."""
+    flat = array.reshape(-1)
+    return bool(np.isfinite(np.dot(flat, flat)) or np.isfinite(flat).all())
+
+
 def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
     """Check that each layer's input width matches the previous output; return (in, out)."""
     n_inputs = width = None
@@ -645,33 +654,34 @@ class _TrainingStep:
         model, parameters = self.model, self.parameters
         # Running statistics change during the forward pass; keep them to undo a bad batch.
         saved_buffers = [b.copy() for b in self.buffers]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = model._forward(X_batch, training=True)
-            value = self.loss.forward(out, y_batch)
-            penalty = 0.0 if self.regularizer is None else self.regularizer.forward(parameters)
-            if not np.isfinite(value + penalty):
-                self._restore(saved_buffers)
-                raise FloatingPointError(f"the training loss became {value + penalty}")
-            model.zero_grad()
-            model.backward(self.loss.backward(), need_input_grad=False)
-            if not parameters:
-                return out, value, penalty
-            if self.regularizer is not None:
-                self.regularizer.backward(parameters)
-            _, grads = flat_views(parameters)
-            if not np.isfinite(grads).all():
-                self._restore(saved_buffers)
-                raise FloatingPointError("a gradient became NaN or infinite")
-            if self.clip_value is not None:
-                clip_grad_value(parameters, self.clip_value)
-            if self.clip_norm is not None:
-                clip_grad_norm(parameters, self.clip_norm)
-            self.values_before[...] = self.values
-            self.optimizer.step(parameters)
-            if not np.isfinite(self.values).all():
-                self.values[...] = self.values_before
-                self._restore(saved_buffers)
-                raise FloatingPointError("a parameter overflowed to infinity in the update")
+        # (Called inside np.errstate(over/invalid/divide="ignore"): non-finite values are
+        # detected here and reported clearly, not warned about.)
+        out = model._forward(X_batch, training=True)
+        value = self.loss.forward(out, y_batch)
+        penalty = 0.0 if self.regularizer is None else self.regularizer.forward(parameters)
+        if not np.isfinite(value + penalty):
+            self._restore(saved_buffers)
+            raise FloatingPointError(f"the training loss became {value + penalty}")
+        model.zero_grad()
+        model.backward(self.loss.backward(), need_input_grad=False)
+        if not parameters:
+            return out, value, penalty
+        if self.regularizer is not None:
+            self.regularizer.backward(parameters)
+        _, grads = flat_views(parameters)
+        if not all_finite(grads):
+            self._restore(saved_buffers)
+            raise FloatingPointError("a gradient became NaN or infinite")
+        if self.clip_value is not None:
+            clip_grad_value(parameters, self.clip_value)
+        if self.clip_norm is not None:
+            clip_grad_norm(parameters, self.clip_norm)
+        self.values_before[...] = self.values
+        self.optimizer.step(parameters)
+        if not all_finite(self.values):
+            self.values[...] = self.values_before
+            self._restore(saved_buffers)
+            raise FloatingPointError("a parameter overflowed to infinity in the update")
         return out, value, penalty
 
     def _restore(self, saved: list[np.ndarray]) -> None:

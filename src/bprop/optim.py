@@ -127,7 +127,7 @@ class Optimizer:
                     f"optimizer state {name!r} has shape {array.shape} but the parameters "
                     f"hold {values.shape[0]} values; was it saved for another model?"
                 )
-            if not np.isfinite(array).all() or (name == "square" and array.min() < 0):
+            if not np.isfinite(array).all() or (name.startswith("square") and array.min() < 0):
                 raise ValueError(f"optimizer state {name!r} holds invalid values")
         state = self._state(parameters, values)
         state["step"] = int(step)
@@ -220,29 +220,32 @@ class Adam(Optimizer):
     def _adam_step(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
         beta1, beta2 = self.betas
         step = state["step"]
-        mean = self._buffer(state, "mean", values)
-        square = self._buffer(state, "square", values)
+        # The moments are kept as sums, M = m / (1 - b1) and V = v / (1 - b2), which update
+        # in fewer passes (M = b1 M + g, V = b2 V + g^2); the constant factors join the
+        # scalars below. Every operation writes into existing arrays: an update of the whole
+        # network allocates nothing and makes ten passes over one contiguous buffer.
+        mean_sum = self._buffer(state, "mean_sum", values)
+        square_sum = self._buffer(state, "square_sum", values)
         work = self._scratch(state, values)
-        # Every operation writes into existing arrays: an update of the whole network
-        # allocates nothing and makes a few passes over one contiguous buffer.
-        mean *= beta1
-        np.multiply(grads, 1 - beta1, out=work)
-        mean += work                                  # m = b1 m + (1 - b1) g
-        square *= beta2
+        mean_sum *= beta1
+        mean_sum += grads
         np.multiply(grads, grads, out=work)
-        work *= 1 - beta2
-        square += work                                # v = b2 v + (1 - b2) g^2
-        # The bias corrections are folded into two scalars: with c = sqrt(1 - b2^t),
-        # (lr / (1 - b1^t)) m / (sqrt(v) / c + eps) = (lr c / (1 - b1^t)) m / (sqrt(v) + eps c).
-        correction = math.sqrt(1 - beta2**step)
-        np.sqrt(square, out=work)
-        work += self.eps * correction
-        np.divide(mean, work, out=work)
-        work *= self.lr * correction / (1 - beta1**step)
+        square_sum *= beta2
+        square_sum += work
+        # With m = (1 - b1) M, v = (1 - b2) V and the bias corrections folded in:
+        #   (lr / (1 - b1^t)) m / (sqrt(v / (1 - b2^t)) + eps)
+        #   = M / ((sqrt(V) + eps / s) / k),   s = sqrt((1 - b2) / (1 - b2^t)),
+        #                                       k = lr (1 - b1) / ((1 - b1^t) s).
+        s = math.sqrt((1 - beta2) / (1 - beta2**step))
+        k = self.lr * (1 - beta1) / ((1 - beta1**step) * s)
+        np.sqrt(square_sum, out=work)
+        work += self.eps / s
+        work *= 1 / k
+        np.divide(mean_sum, work, out=work)
         values -= work
 
     def state_names(self) -> tuple[str, ...]:
-        return ("mean", "square")
+        return ("mean_sum", "square_sum")
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
