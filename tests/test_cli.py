@@ -210,3 +210,55 @@ def test_the_console_script_is_installed():
         pytest.skip("bprop is not installed as a console script in this environment")
     done = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("bprop ")
+
+
+def test_evaluate_splits_as_train_did_and_maps_labels(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert main(["train", "--dataset", "digits", "--layers", "64,16,10", "--epochs", "5",
+                 "--lr", "0.01", "--seed", "7", "--test-fraction", "0.3", "--quiet",
+                 "--out", str(out)]) == 0
+    trained = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out / "model.npz")]) == 0
+    assert f"accuracy {trained:.4f}" in capsys.readouterr().out
+    # A file holding only some of the classes is scored against the right ones.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    names = np.array(["apple", "mango", "zebra"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0)]
+    rows = ["a,b,fruit"] + [f"{x[0]},{x[1]},{t}" for x, t in zip(X, names, strict=True)]
+    (tmp_path / "fruit.csv").write_text("\n".join(rows))
+    assert main(["train", "--dataset", str(tmp_path / "fruit.csv"), "--target", "fruit",
+                 "--layers", "2,16,3", "--epochs", "80", "--lr", "0.01", "--quiet",
+                 "--out", str(tmp_path / "fruit")]) == 0
+    keep = [0] + [i + 1 for i, t in enumerate(names) if t != "mango"]
+    (tmp_path / "two.csv").write_text("\n".join(rows[i] for i in keep))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "fruit" / "model.npz"), "--data",
+                 str(tmp_path / "two.csv"), "--target", "fruit"]) == 0
+    accuracy = float(capsys.readouterr().out.split("accuracy")[1])
+    assert accuracy > 0.85
+
+
+def test_whole_number_targets_with_many_values_are_regression(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    y = np.round(50 + 10 * X[:, 0]).astype(int)
+    rows = ["a,b,age"] + [f"{x[0]},{x[1]},{t}" for x, t in zip(X, y, strict=True)]
+    (tmp_path / "ages.csv").write_text("\n".join(rows))
+    assert main(["train", "--dataset", str(tmp_path / "ages.csv"), "--layers", "2,16,1",
+                 "--epochs", "5", "--quiet", "--out", str(tmp_path / "r")]) == 0
+    assert "test loss" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "preprocessing.json").read_text())["task"] == \
+        "regression"
+
+
+def test_divergence_and_long_messages_stay_on_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    diverged = run("train", "--dataset", "quadratic", "--optimizer", "sgd", "--lr", "1e30",
+                   "--momentum", "0", "--scale", "none", "--epochs", "50", "--quiet")
+    assert diverged.returncode == 1
+    assert diverged.stderr.strip().splitlines() == [diverged.stderr.strip()]
+    assert "training failed" in diverged.stderr and "Traceback" not in diverged.stderr
+    missing = run("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "Place these four files" in missing.stderr

@@ -148,3 +148,15 @@ except bp.estimators.NotFittedError:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_fit_forgets_the_classes_of_an_earlier_partial_fit():
+    X = np.random.default_rng(0).standard_normal((30, 2))
+    clf = bp.MLPClassifier((4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bp.estimators.ConvergenceWarning)
+        clf.partial_fit(X, np.arange(30) % 3, classes=[0, 1, 2])
+        clf.fit(X, np.where(X[:, 0] > 0, "a", "b"))
+    assert clf.classes_.tolist() == ["a", "b"] and clf.out_activation_ == "logistic"
+    with pytest.raises(ValueError, match="does not support early_stopping"):
+        bp.MLPClassifier(early_stopping=True).partial_fit(X, np.arange(30) % 2, classes=[0, 1])

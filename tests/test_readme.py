@@ -53,3 +53,13 @@ def test_readme_blocks_followed_by_their_output_print_exactly_that(capsys):
     for code, output in pairs:
         exec(compile(code, "README block", "exec"), {})
         assert capsys.readouterr().out == output
+
+
+def test_the_explain_excerpt_is_what_bprop_explain_prints(capsys):
+    from bprop.cli import main
+
+    excerpt = README.split("checking each gradient against finite differences:\n\n```\n")[1]
+    excerpt = excerpt.split("```")[0].strip("\n").splitlines()
+    assert main(["explain"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(excerpt) == 10 and all(line in printed for line in excerpt)

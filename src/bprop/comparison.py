@@ -23,9 +23,9 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -59,7 +59,7 @@ class Settings:
 @dataclass
 class PeerResult:
     peer: str
-    status: str = "ok"  # "ok", or why the peer was skipped
+    status: str = "ok"  # "ok", "failed: <the error>", or why the peer was skipped
     test_accuracy: float | None = None
     train_seconds: float | None = None
     seconds_per_epoch: float | None = None   # median, first epoch excluded
@@ -112,14 +112,18 @@ class Comparison:
                 "results": [asdict(r) for r in self.results]}
         paths = [folder / "comparison.json", folder / "comparison.md"]
         paths[0].write_text(json.dumps(data, indent=2) + "\n")
-        skipped = [f"- {r.peer}: skipped ({r.status})" for r in self.results if r.status != "ok"]
+        skipped = [f"- {r.peer}: {r.status}" if r.status.startswith("failed")
+                   else f"- {r.peer}: skipped ({r.status})"
+                   for r in self.results if r.status != "ok"]
         paths[1].write_text("\n".join([
             f"# Comparison on {self.settings.dataset}", "", self.describe(), "",
             self.table(markdown=True), "", *skipped, "",
             f"Machine: {self.machine['description']}", ""]))
         from .plotting import have_matplotlib
 
-        if have_matplotlib() and self.ran():
+        if not have_matplotlib():
+            print('no pictures: pip install "bprop[plot]" (matplotlib) to draw them')
+        elif self.ran():
             from .plotting import plot_confusion_matrices, plot_loss_curves
 
             curves = {r.peer: r.loss_curve for r in self.ran()}
@@ -232,12 +236,20 @@ def load_data(settings: Settings):
         (X_train, y_train), (X_test, y_test) = load(settings.data_dir)
     else:
         data = datasets.load_csv(settings.dataset, target=settings.target)
+        if data.y.dtype.kind == "f":
+            raise ValueError(f"{settings.dataset}: the target column {data.target_name!r} holds "
+                             "continuous values; compare trains classifiers (class labels)")
         X_train, X_test, y_train, y_test = train_test_split(
             data.X, data.y, test_size=settings.test_size, stratify=data.y, seed=settings.seed)
         scaler = StandardScaler().fit(X_train)
         X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    # Whatever the labels are (-1/1, 0/5/10, ...), every peer sees classes 0..k-1.
+    classes, codes = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"{settings.dataset} has a single class; compare needs at least two")
+    y_train, y_test = codes[:len(y_train)], codes[len(y_train):]
     return (X_train.astype(np.float32, copy=False), X_test.astype(np.float32, copy=False),
-            np.asarray(y_train, dtype=np.int64), np.asarray(y_test, dtype=np.int64))
+            y_train.astype(np.int64), y_test.astype(np.int64))
 
 
 def initial_weights(settings: Settings, n_features: int, n_classes: int):
@@ -255,12 +267,26 @@ def initial_weights(settings: Settings, n_features: int, n_classes: int):
 
 # -- one peer, in its own process ---------------------------------------------------------------
 def _run_in_subprocess(peer: str, settings: Settings) -> PeerResult:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        try:
-            return pool.apply(run_peer, (peer, settings))
-        except Exception as error:  # a peer's failure is reported, not fatal to the rest
-            return PeerResult(peer, status=f"{type(error).__name__}: {error}")
+    """Run ``peer`` in a fresh Python process (``python -m bprop.comparison``), which works
+    from any script, guarded by ``if __name__ == "__main__"`` or not; a peer that fails is
+    reported as failed, and the others still run."""
+    payload = json.dumps({"peer": peer, "settings": asdict(settings)})
+    done = subprocess.run([sys.executable, "-m", "bprop.comparison", payload],
+                          capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        errors = done.stderr.strip().splitlines()
+        return PeerResult(peer, status=f"failed: {errors[-1] if errors else 'no output'}")
+    return PeerResult(**json.loads(lines[-1]))
+
+
+def _worker(payload: str) -> None:
+    """The other end of :func:`_run_in_subprocess`: train one peer, print its result as
+    JSON on the last line."""
+    request = json.loads(payload)
+    settings = Settings(**request["settings"])
+    settings.hidden = tuple(settings.hidden)
+    print(json.dumps(asdict(run_peer(request["peer"], settings))), flush=True)
 
 
 def run_peer(peer: str, settings: Settings) -> PeerResult:
@@ -273,6 +299,10 @@ def run_peer(peer: str, settings: Settings) -> PeerResult:
                for W, b in initial_weights(settings, X_train.shape[1], n_classes)]
     train = {"bprop": _train_bprop, "sklearn": _train_sklearn, "torch": _train_torch,
              "torch-gpu": _train_torch, "jax": _train_jax}[peer]
+    module = {"sklearn": "sklearn.neural_network", "torch": "torch", "torch-gpu": "torch",
+              "jax": "jax"}.get(peer)
+    if module:  # importing the library is not training either
+        importlib.import_module(module)
     rss_before = current_rss_mb()
     reset_peak_rss()  # so that loading the data does not count as training
     predict, loss_curve, epoch_seconds, version = train(settings, weights, X_train, y_train,
@@ -345,8 +375,14 @@ def _train_sklearn(settings, weights, X, y, peer):
         warnings.simplefilter("ignore")
         one_of_each = [np.flatnonzero(y == label)[0] for label in np.unique(y)]
         clf.fit(X[one_of_each], y[one_of_each])  # builds the network; its weights are replaced
-        clf.coefs_ = [W.copy() for W, _ in weights]
-        clf.intercepts_ = [b.copy() for _, b in weights]
+        coefs = [W.copy() for W, _ in weights]
+        intercepts = [b.copy() for _, b in weights]
+        if len(np.unique(y)) == 2:
+            # scikit-learn gives two classes one logistic output; sigmoid(z1 - z0) is exactly
+            # the softmax of the other peers' two outputs, so this is the same starting network.
+            coefs[-1] = coefs[-1][:, 1:] - coefs[-1][:, :1]
+            intercepts[-1] = intercepts[-1][1:] - intercepts[-1][:1]
+        clf.coefs_, clf.intercepts_ = coefs, intercepts
         clf.loss_curve_ = []
         clf.set_params(max_iter=settings.epochs)
         start = time.perf_counter()
@@ -562,6 +598,13 @@ def run_from_arguments(args: argparse.Namespace) -> int:
     print(comparison.describe())
     print(comparison.table())
     print(f"\nwritten to {args.out}/ (comparison.json, comparison.md and pictures)")
+    failed = [r.peer for r in comparison.results if r.status.startswith("failed")]
+    if failed or not comparison.ran():
+        print(f"bprop compare: {', '.join(failed) or 'no peer'} "
+              f"{'failed' if failed else 'ran'}", file=sys.stderr)
+        return 1
     return 0
 
 
+if __name__ == "__main__":
+    _worker(sys.argv[1])

@@ -196,6 +196,8 @@ class _BaseMLP(BaseEstimator):
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, X, y):
         """Train on ``(X, y)`` from fresh weights (or the current ones with ``warm_start``)."""
+        if not self.warm_start:
+            self._partial_classes = None  # classes come from this y, not an old partial_fit
         return self._fit(X, y, incremental=False)
 
     def _validate_params(self) -> None:
@@ -385,6 +387,12 @@ class _BaseMLP(BaseEstimator):
         return self.model_._forward(X.astype(self.model_.dtype, copy=False), training=False)
 
 
+def _refuse_early_stopping(estimator) -> None:
+    if estimator.early_stopping:
+        raise ValueError("partial_fit does not support early_stopping=True: it trains one "
+                         "epoch on the data it is given; use fit, or early_stopping=False")
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier trained by bprop (scikit-learn's interface).
 
@@ -402,6 +410,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over ``(X, y)``; ``classes`` (all labels) is required on the first call."""
+        _refuse_early_stopping(self)
         if not hasattr(self, "model_"):
             if classes is None:
                 raise ValueError("the first call to partial_fit needs classes=[...] with every "
@@ -490,6 +499,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def partial_fit(self, X, y):
         """One epoch over ``(X, y)``."""
+        _refuse_early_stopping(self)
         return self._fit(X, y, incremental=True)
 
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:

@@ -32,7 +32,7 @@ ACTIVATION_FORMULAS = {
     L.Sigmoid: ("sigmoid({z})", "{g} * {a} * (1 - {a})"),
     L.Tanh: ("tanh({z})", "{g} * (1 - {a}**2)"),
     L.ReLU: ("max({z}, 0)", "{g} * ({z} > 0)"),
-    L.LeakyReLU: ("where({z} > 0, {z}, alpha * {z})", "{g} * where({z} > 0, 1, alpha)"),
+    L.LeakyReLU: ("where({z} > 0, {z}, {alpha} * {z})", "{g} * where({z} > 0, 1, {alpha})"),
     L.Softmax: ("softmax({z}, axis=1)", "{a} * ({g} - sum({g} * {a}, axis=1))"),
     L.Identity: ("{z}", "{g}"),
 }
@@ -153,7 +153,8 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
             formula = f"{x_name} @ W{j}" + (f" + b{j}" if layer.use_bias else "")
         elif type(layer) in ACTIVATION_FORMULAS:
             name = _fresh(f"a{j}", names)
-            formula = ACTIVATION_FORMULAS[type(layer)][0].format(z=x_name)
+            formula = ACTIVATION_FORMULAS[type(layer)][0].format(
+                z=x_name, alpha=getattr(layer, "alpha", ""))
         elif isinstance(layer, L.Dropout):
             name, formula = _fresh(f"d{j}", names), f"{x_name} * mask / (1 - {layer.p})"
         elif isinstance(layer, L.BatchNorm):
@@ -173,7 +174,9 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
 
     # Backward, last layer first, each gradient checked numerically.
     model.zero_grad()
-    report.backward.append(Step(f"dL/d{names[-1]}", _loss_gradient(loss, names[-1], grad),
+    # The gradient with respect to a Dense layer's output z_j is the tutorials' delta_j.
+    first = f"delta{names[-1][1:]}" if names[-1].startswith("z") else f"dL/d{names[-1]}"
+    report.backward.append(Step(first, _loss_gradient(loss, names[-1], grad),
                                 grad, checker.intermediate(len(model.layers), grad)))
     for k in range(len(model.layers) - 1, -1, -1):
         layer = model.layers[k]
@@ -196,7 +199,8 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
         delta = f"delta{in_name[1:]}" if in_name.startswith("z") else f"dL/d{in_name}"
         if type(layer) in ACTIVATION_FORMULAS:
             name = delta
-            formula = ACTIVATION_FORMULAS[type(layer)][1].format(g=g_name, a=out_name, z=in_name)
+            formula = ACTIVATION_FORMULAS[type(layer)][1].format(
+                g=g_name, a=out_name, z=in_name, alpha=getattr(layer, "alpha", ""))
         elif isinstance(layer, L.Dropout):
             name, formula = f"dL/d{in_name}", f"{g_name} * mask / (1 - {layer.p})"
         elif isinstance(layer, L.BatchNorm):

@@ -79,8 +79,10 @@ def plot_loss_curves(curves: dict[str, list[float]], path, title: str = "",
     return _save(fig, plt, path)
 
 
-def plot_confusion_matrices(matrices: dict[str, np.ndarray], path) -> Path:
-    """Side by side confusion matrices (rows: true class, columns: predicted); a PNG."""
+def plot_confusion_matrices(matrices: dict[str, np.ndarray], path,
+                            labels: list[str] | None = None) -> Path:
+    """Side by side confusion matrices (rows: true class, columns: predicted), the classes
+    named by ``labels`` if given; a PNG."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 4), squeeze=False)
     for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
@@ -94,6 +96,9 @@ def plot_confusion_matrices(matrices: dict[str, np.ndarray], path) -> Path:
         ax.set_ylabel("true")
         ax.set_xticks(range(len(matrix)))
         ax.set_yticks(range(len(matrix)))
+        if labels:
+            ax.set_xticklabels(labels, rotation=90)
+            ax.set_yticklabels(labels)
     return _save(fig, plt, path)
 
 

@@ -21,6 +21,8 @@ TOY = {
     "quadratic": lambda seed: datasets.make_quadratic(),
 }
 IMAGES = ("digits", "mnist", "fashion-mnist")
+#: a CSV target of whole numbers with more distinct values than this is taken as regression
+MAX_CLASSES = 20
 NAMES = (*TOY, *IMAGES)
 SCALINGS = ("auto", "none", "standard", "minmax")
 
@@ -51,7 +53,12 @@ class Data:
 
 def load(name: str, *, target="-1", data_dir=None, test_fraction: float = 0.2,
          scale: str = "auto", task: str = "auto", seed: int = 0) -> Data:
-    """Load a built-in dataset by name, or a CSV file (with ``target`` its target column)."""
+    """Load a built-in dataset by name, or a CSV file (with ``target`` its target column).
+
+    A CSV target of text, or of at most MAX_CLASSES distinct whole numbers, is a
+    classification (its labels, whatever they are, become 0..k-1, kept in ``classes``);
+    otherwise, or with ``task="regression"``, a regression.
+    """
     if scale not in SCALINGS:
         raise UsageError(f"scale must be one of {', '.join(SCALINGS)}, not {scale!r}")
     classes = None
@@ -75,11 +82,18 @@ def load(name: str, *, target="-1", data_dir=None, test_fraction: float = 0.2,
         found_task = "classification"
     elif name.lower().endswith(".csv"):
         table = datasets.load_csv(name, target=_column(target))
-        classes = table.classes
-        found_task = "classification" if table.y.dtype.kind in "iu" else "regression"
-        stratify = table.y if found_task == "classification" and _stratifiable(table.y) else None
+        y = table.y
+        if table.classes is not None:
+            classes, found_task = table.classes, "classification"
+        elif y.dtype.kind in "iu" and len(np.unique(y)) <= MAX_CLASSES and task != "regression":
+            # Whole numbers with few distinct values are class labels, whatever their values.
+            values, y = np.unique(y, return_inverse=True)
+            classes, found_task = [str(v) for v in values], "classification"
+        else:
+            found_task = "regression"
+        stratify = y if found_task == "classification" and _stratifiable(y) else None
         X_train, X_test, y_train, y_test = train_test_split(
-            table.X, table.y, test_size=test_fraction, stratify=stratify, seed=seed)
+            table.X, y, test_size=test_fraction, stratify=stratify, seed=seed)
     else:
         raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(NAMES)}, or give "
                          "the path of a .csv file")

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_model_arguments(evaluate, "a dataset name or CSV file (default: the dataset the "
                               "model was trained on)")
     evaluate.add_argument("--data-dir", default=None, help="folder with MNIST-style files")
-    evaluate.add_argument("--seed", type=int, default=0, help="the split's seed (as in train)")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="the split's seed (default: the run's, from its config.toml)")
 
     predict = command("predict", train.run_predict,
                       "write a saved model's predictions for a CSV file")
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a long message keeps all of its advice)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -90,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bprop: interrupted", file=sys.stderr)
         return 130
+    except FloatingPointError as error:  # training diverged (TrainingDivergedError)
+        if args.debug:
+            raise
+        print(f"bprop {args.command}: training failed: {one_line(error)}", file=sys.stderr)
+        return 1
     except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError, IDXError,
             ModelFileError, OSError) as error:
         if args.debug:
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"bprop {args.command}: error: {message}", file=sys.stderr)
+        print(f"bprop {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0

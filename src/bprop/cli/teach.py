@@ -11,7 +11,8 @@ from .. import demos, plotting
 from ..explain import explain
 from ..gradcheck import gradcheck
 from ..layers import ACTIVATIONS, LAYERS, Dense, activation
-from ..losses import get_loss
+from ..layers import Sigmoid
+from ..losses import BinaryCrossEntropy, get_loss
 from ..model import Sequential
 from . import data as datasets
 from .errors import UsageError
@@ -51,7 +52,14 @@ def small_network(layers: str, hidden: str, loss: str, seed: int,
     output = output or ("none" if loss == "cross_entropy" else "sigmoid")
     if output != "none":
         stack.append(activation(output))
-    return Sequential(stack, seed=seed, dtype="float64")
+    model = Sequential(stack, seed=seed, dtype="float64")
+    # Small non-zero biases: with zero biases an all-zero sample (XOR's first) sits exactly on
+    # ReLU's kink, where finite differences cannot check the slope.
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, Dense):
+            layer.bias = rng.uniform(-0.2, 0.2, layer.n_outputs)
+    return model
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +91,10 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.loss == "cross_entropy" and model.n_outputs < int(y.max()) + 1:
         raise UsageError(f"{args.dataset} has labels up to {int(y.max())}: the last layer "
                          f"needs at least {int(y.max()) + 1} outputs for cross_entropy")
-    report = explain(model, X, y, LOSSES[args.loss])
+    loss = LOSSES[args.loss]
+    if loss == "bce" and not isinstance(model.layers[-1], Sigmoid):
+        loss = BinaryCrossEntropy(from_logits=True)  # the output is a logit: use its form
+    report = explain(model, X, y, loss)
     text = {"text": report.to_text, "markdown": report.to_markdown,
             "html": report.to_html}[args.format]()
     if args.output:

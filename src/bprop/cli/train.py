@@ -173,8 +173,12 @@ def run_train(args: argparse.Namespace) -> int:
                             schedule=schedule, callbacks=callbacks)
     except KeyboardInterrupt:
         interrupted = True
-        print("\ninterrupted: saving the best model so far", file=sys.stderr, flush=True)
-        best.restore(model)
+        if best.restore(model):
+            print(f"\ninterrupted: saving the best model so far (epoch {best.best_epoch + 1})",
+                  file=sys.stderr, flush=True)
+        else:
+            print("\ninterrupted before the first epoch ended: saving the model as it is",
+                  file=sys.stderr, flush=True)
     history = history.history if history is not None else best.history
     test = model.evaluate(data.X_test, data.y_test)
     model.save(out / "model.npz")
@@ -312,8 +316,9 @@ def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Pa
         n = data.n_outputs
         confusion = np.zeros((n, n), dtype=int)
         np.add.at(confusion, (data.y_test, model.predict(data.X_test)), 1)
-        paths.append(plotting.plot_confusion_matrices({"test set": confusion},
-                                                      out / "confusion_matrix.png"))
+        paths.append(plotting.plot_confusion_matrices(
+            {"test set": confusion}, out / "confusion_matrix.png",
+            labels=data.preprocessing.get("classes")))
     if data.image_side:
         first = next(layer for layer in model.layers if isinstance(layer, Dense))
         paths.append(plotting.plot_first_layer(first.weight, data.image_side,
@@ -342,17 +347,41 @@ def load_model(path: str):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """Score the model on the test part of its data, split exactly as ``train`` split it (the
+    run's config.toml gives the seed, test fraction, target and data folder), or on another
+    dataset given with --data."""
     model, preprocessing = load_model(args.model)
-    name = args.data or preprocessing.get("dataset")
+    config_path = Path(args.model).parent / "config.toml"
+    run = read_config(config_path) if config_path.is_file() else {}
+    name = args.data or run.get("dataset") or preprocessing.get("dataset")
     if not name:
         raise UsageError("say which data to evaluate on: --data NAME_OR_CSV")
-    data = datasets.load(name, target=args.target or "-1", data_dir=args.data_dir,
-                         scale="none", task=preprocessing.get("task", "auto"),
-                         seed=args.seed)
+    same_data = name == run.get("dataset")
+    data = datasets.load(
+        name, target=args.target or (run.get("target", "-1") if same_data else "-1"),
+        data_dir=args.data_dir or (run.get("data_dir") if same_data else None),
+        test_fraction=run.get("test_fraction", DEFAULTS["test_fraction"]),
+        scale="none", task=preprocessing.get("task", "auto"),
+        seed=args.seed if args.seed is not None else run.get("seed", DEFAULTS["seed"]))
     X = apply(model, data.X_test, preprocessing)
-    scores = model.evaluate(X, data.y_test)
+    y = relabel(data, preprocessing)
+    scores = model.evaluate(X, y)
     print("  ".join(f"{key} {value:.4f}" for key, value in scores.items()))
     return 0
+
+
+def relabel(data: datasets.Data, preprocessing: dict) -> np.ndarray:
+    """The test labels as the model's class indices: a file's own label encoding may differ
+    from the training file's (a subset of the classes, in another order)."""
+    trained, found = preprocessing.get("classes"), data.preprocessing.get("classes")
+    if data.task != "classification" or trained is None or found is None:
+        return data.y_test
+    index = {label: i for i, label in enumerate(trained)}
+    unknown = sorted(set(found) - set(index))
+    if unknown:
+        raise UsageError(f"the data have labels {unknown} that the model was not trained on "
+                         f"(it knows {trained})")
+    return np.array([index[found[code]] for code in data.y_test], dtype=np.int64)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -399,8 +428,8 @@ def _features_only(path: Path) -> np.ndarray:
 
 
 def apply(model: Sequential, X: np.ndarray, preprocessing: dict) -> np.ndarray:
-    X = datasets.apply_preprocessing(np.asarray(X, dtype=np.float64), preprocessing)
+    X = np.asarray(X, dtype=np.float64)
     if model.n_inputs is not None and X.shape[1] != model.n_inputs:
         raise UsageError(f"the data have {X.shape[1]} features but the model expects "
                          f"{model.n_inputs}")
-    return X
+    return datasets.apply_preprocessing(X, preprocessing)
