@@ -10,8 +10,7 @@ import numpy as np
 from .. import demos, plotting
 from ..explain import explain
 from ..gradcheck import gradcheck
-from ..layers import ACTIVATIONS, LAYERS, Dense, activation
-from ..layers import Sigmoid
+from ..layers import ACTIVATIONS, LAYERS, Dense, Sigmoid, activation
 from ..losses import BinaryCrossEntropy, get_loss
 from ..model import Sequential
 from . import data as datasets
