@@ -21,6 +21,16 @@ def trained_model(dtype="float32"):
     return model, optimizer, X, y
 
 
+def rewrite(path, change):
+    """Rewrite a saved model file after ``change(arrays, header)`` edits its content."""
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(arrays["__header__"].tobytes())
+    change(arrays, header)
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_round_trip_predicts_exactly_the_same(tmp_path, dtype):
     model, _, X, y = trained_model(dtype)
@@ -89,12 +99,7 @@ def test_unknown_format_version_is_refused(tmp_path):
     model, _, _, _ = trained_model()
     path = tmp_path / "future.npz"
     model.save(path)
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    header = json.loads(arrays["__header__"].tobytes())
-    header["format_version"] = 99
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    np.savez(path, **arrays)
+    rewrite(path, lambda arrays, header: header.update(format_version=99))
     with pytest.raises(bp.ModelFileError, match="format version 99.*reads version 1"):
         bp.load(path)
 
@@ -135,18 +140,14 @@ def test_files_that_are_not_models(tmp_path, content, message):
 
 def test_damaged_weights_and_unknown_layers_are_reported(tmp_path):
     model, _, _, _ = trained_model()
-    path = tmp_path / "model.npz"
-    model.save(path)
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    arrays["param/0.weight"] = np.zeros((2, 2), dtype=np.float32)
-    np.savez(tmp_path / "bad_shape.npz", **arrays)
+    for name in ("bad_shape.npz", "bad_layer.npz"):
+        model.save(tmp_path / name)
+    rewrite(tmp_path / "bad_shape.npz", lambda arrays, header: arrays.update(
+        {"param/0.weight": np.zeros((2, 2), dtype=np.float32)}))
     with pytest.raises(bp.ModelFileError, match="damaged: 'param/0.weight' has shape"):
         bp.load(tmp_path / "bad_shape.npz")
-    header = json.loads(arrays["__header__"].tobytes())
-    header["layers"][2]["type"] = "os.system"
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    np.savez(tmp_path / "bad_layer.npz", **arrays)
+    rewrite(tmp_path / "bad_layer.npz",
+            lambda arrays, header: header["layers"][2].update(type="os.system"))
     with pytest.raises(bp.ModelFileError, match="unknown layer type 'os.system'"):
         bp.load(tmp_path / "bad_layer.npz")
 
@@ -161,16 +162,6 @@ def test_save_errors(tmp_path):
         bp.Sequential([bp.Dense(1, 1)]).save(tmp_path / "missing" / "m.npz")
     with pytest.raises(FileNotFoundError, match="no model file"):
         bp.load(tmp_path / "nothing.npz")
-
-
-def rewrite(path, change):
-    """Rewrite a saved model file after ``change(arrays, header)`` edits its content."""
-    with np.load(path) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    header = json.loads(arrays["__header__"].tobytes())
-    change(arrays, header)
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    np.savez(path, **arrays)
 
 
 def set_step(step):
