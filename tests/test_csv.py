@@ -106,3 +106,14 @@ def test_large_whole_numbers_stay_floats_and_non_utf8_is_reported(tmp_path):
     path.write_bytes("a,y\n1,caf\xe9\n".encode("latin-1"))
     with pytest.raises(ValueError, match="latin.csv is not UTF-8 text"):
         load_csv(path)
+
+
+def test_features_only_files_for_prediction(tmp_path):
+    from bprop.datasets import load_features
+
+    path = write(tmp_path, 'a,b\n"1",2\n3,4\n')
+    assert load_features(path).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert load_features(write(tmp_path, "1;2\n", "plain.csv"), delimiter=";").tolist() == [
+        [1.0, 2.0]]
+    with pytest.raises(ValueError, match="line 3, column 'b': 'x' is not a number"):
+        load_features(write(tmp_path, "a,b\n1,2\n3,x\n", "bad.csv"))

@@ -119,9 +119,8 @@ def add_gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
 def run_gradcheck(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     if args.layer:
-        layer = LAYERS[args.layer]
-        target = (layer(4, 3) if args.layer == "Dense" else layer(4) if args.layer == "BatchNorm"
-                  else layer()).build(args.seed)
+        arguments = {"Dense": (4, 3), "BatchNorm": (4,)}.get(args.layer, ())
+        target = LAYERS[args.layer](*arguments).build(args.seed)
         x = rng.standard_normal((args.samples, 4))
         report = gradcheck(target, x + 0.1 * np.sign(x))
         what = repr(target)

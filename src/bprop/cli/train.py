@@ -415,16 +415,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _features_only(path: Path) -> np.ndarray:
     """A CSV of feature columns only (a header line is allowed)."""
-    from ..datasets.csv import _is_number
+    from ..datasets.csv import load_features
 
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    if lines and not all(_is_number(c) for c in lines[0].split(",")):
-        lines = lines[1:]
     try:
-        return np.array([[float(c) for c in line.split(",")] for line in lines])
+        return load_features(path)
     except ValueError as error:
-        raise UsageError(f"{path}: {error}; give --target if the file has a target column") \
-            from None
+        raise UsageError(f"{error}; give --target if the file has a target column") from None
 
 
 def apply(model: Sequential, X: np.ndarray, preprocessing: dict) -> np.ndarray:

@@ -70,16 +70,9 @@ def load_csv(path, target=-1, delimiter: str = ",", header: bool | str = "auto",
         raise ValueError(f"header must be True, False or 'auto', got {header!r}")
     if not path.is_file():
         raise FileNotFoundError(f"no such CSV file: {path}")
-    numbered = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file, delimiter=delimiter)
-            first_line = 1
-            for row in reader:
-                # A quoted field may span lines: a row starts right after the previous one ended.
-                if any(cell.strip() for cell in row):
-                    numbered.append((first_line, row))
-                first_line = reader.line_num + 1
+            numbered = list(_numbered(csv.reader(file, delimiter=delimiter)))
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error}); re-save it as UTF-8") from None
     except csv.Error as error:
@@ -113,6 +106,45 @@ def load_csv(path, target=-1, delimiter: str = ",", header: bool | str = "auto",
     y, classes = _target([row[target_index] for _, row in body], [line for line, _ in body],
                          path, names[target_index])
     return CSVData(X, y, [names[j] for j in feature_columns], names[target_index], classes)
+
+
+def load_features(path, delimiter: str = ",", dtype="float64") -> np.ndarray:
+    """Read a CSV file of feature columns only (new samples to predict), with or without a
+    header line; bad cells are reported by line and column as in :func:`load_csv`.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "new.csv"
+    >>> _ = path.write_text("a,b\\n1,2\\n3,4\\n")
+    >>> load_features(path).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such CSV file: {path}")
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        rows = list(_numbered(csv.reader(file, delimiter=delimiter)))
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    names = [f"column {j}" for j in range(len(rows[0][1]))]
+    if not all(_is_number(cell) for cell in rows[0][1]):
+        names = [c.strip() for c in rows[0][1]]
+        rows = rows[1:]
+    X = np.empty((len(rows), len(names)), dtype=as_float_dtype(dtype))
+    for i, (line, row) in enumerate(rows):
+        if len(row) != len(names):
+            raise ValueError(f"{path}, line {line}: {len(row)} fields, expected {len(names)}")
+        for j, cell in enumerate(row):
+            X[i, j] = _number(cell, path, line, names[j])
+    return X
+
+
+def _numbered(reader):
+    """(first line number, row) for each non-blank row; a quoted field may span lines."""
+    first_line = 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            yield first_line, row
+        first_line = reader.line_num + 1
 
 
 def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
