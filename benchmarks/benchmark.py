@@ -176,6 +176,10 @@ def main() -> None:
         argv = [a for a in sys.argv[1:] if not a.startswith("--openblas")]
         argv = [a for i, a in enumerate(argv) if not (i > 0 and argv[i - 1] == "--openblas")]
         argv = [a for a in argv if a not in ("as-set", "unset", "both")]
+        if args.json and args.openblas == "both":  # the second setting gets its own file
+            stem, dot, suffix = args.json.rpartition(".")
+            unset_json = f"{stem}-openblas-unset.{suffix}" if dot else f"{args.json}-unset"
+            argv = [unset_json if a == args.json else a for a in argv]
         subprocess.run([sys.executable, __file__, *argv], env=env, check=True)
         if args.openblas == "unset":
             return

@@ -210,7 +210,9 @@ def missing_requirement(peer: str) -> str:
     module = {"sklearn": "sklearn", "torch": "torch", "torch-gpu": "torch",
               "jax": "jax"}.get(peer)
     if module and importlib.util.find_spec(module) is None:
-        install = {"sklearn": "pip install scikit-learn", "torch": "pip install torch",
+        install = {"sklearn": "pip install scikit-learn",
+                   "torch": "pip install torch (the CPU build on this project's machines: "
+                            "pip install torch==2.13.0)",
                    "jax": "pip install jax"}[module]
         return f"{module} is not installed: {install}"
     if peer == "torch-gpu":

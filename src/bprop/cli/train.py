@@ -124,7 +124,8 @@ def read_config(path: Path) -> dict:
 
 
 def write_config(settings: dict, path: Path) -> None:
-    lines = ["# the settings of this run; rerun with: bprop train --config config.toml"]
+    lines = ["# the settings of this run. Rerun them from the folder you trained in (paths are",
+             "# as given there): bprop train --config THIS_FILE --out ANOTHER_FOLDER"]
     for key, value in settings.items():
         if value is None:
             continue

@@ -257,5 +257,6 @@ def missing_message(source: Source, folders: list[Path], reason: str) -> str:
     return (
         f"{source.title} files not found and {reason}.\nPlace these four files ({names}) in "
         f"one of:\n{places}\nor point BPROP_DATA at a folder holding a '{source.folder}' "
-        "subfolder with them."
+        "subfolder with them, or give their folder (data_dir=..., --data-dir on the command "
+        "line)."
     )
