@@ -172,3 +172,28 @@ def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected):
         array = np.array(values, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             assert all_finite(array) == expected == bool(np.isfinite(array).all())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_adam_gives_exactly_the_numpy_result(dtype, monkeypatch):
+    numba = pytest.importorskip("numba", reason="the compiled kernel needs bprop[fast] (numba)")
+    from bprop import _kernels
+
+    results = []
+    for switched_off in (False, True):
+        if switched_off:
+            monkeypatch.setenv("BPROP_NO_NUMBA", "1")
+        _kernels.reset()
+        rng = np.random.default_rng(0)
+        param = bp.Parameter(rng.standard_normal(2 * _kernels.MIN_SIZE).astype(dtype))
+        optimizer = bp.Adam(lr=1e-2)
+        threads = numba.get_num_threads()
+        for _ in range(5):
+            param.grad[...] = rng.standard_normal(param.size).astype(dtype)
+            optimizer.step([param])
+        assert numba.get_num_threads() == threads  # the kernel leaves Numba's setting alone
+        assert (_kernels.adam_kernel() is None) == switched_off
+        results.append(param.value.copy())
+    monkeypatch.delenv("BPROP_NO_NUMBA")
+    _kernels.reset()
+    np.testing.assert_array_equal(results[0], results[1])

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from . import _kernels
 from ._checks import check_positive_float
 from .parameter import Parameter, flat_views
 
@@ -226,18 +227,24 @@ class Adam(Optimizer):
         # network allocates nothing and makes ten passes over one contiguous buffer.
         mean_sum = self._buffer(state, "mean_sum", values)
         square_sum = self._buffer(state, "square_sum", values)
-        work = self._scratch(state, values)
-        mean_sum *= beta1
-        mean_sum += grads
-        np.multiply(grads, grads, out=work)
-        square_sum *= beta2
-        square_sum += work
         # With m = (1 - b1) M, v = (1 - b2) V and the bias corrections folded in:
         #   (lr / (1 - b1^t)) m / (sqrt(v / (1 - b2^t)) + eps)
         #   = M / ((sqrt(V) + eps / s) / k),   s = sqrt((1 - b2) / (1 - b2^t)),
         #                                       k = lr (1 - b1) / ((1 - b1^t) s).
         s = math.sqrt((1 - beta2) / (1 - beta2**step))
         k = self.lr * (1 - beta1) / ((1 - beta1**step) * s)
+        scalar = values.dtype.type
+        fused = _kernels.adam_kernel() if values.size >= _kernels.MIN_SIZE else None
+        if fused is not None:  # one compiled pass, the same arithmetic (bprop[fast])
+            fused(values, grads, mean_sum, square_sum, scalar(beta1), scalar(beta2),
+                  scalar(self.eps / s), scalar(1 / k))
+            return
+        work = self._scratch(state, values)
+        mean_sum *= beta1
+        mean_sum += grads
+        np.multiply(grads, grads, out=work)
+        square_sum *= beta2
+        square_sum += work
         np.sqrt(square_sum, out=work)
         work += self.eps / s
         work *= 1 / k
