@@ -67,3 +67,14 @@ def test_seed_demos_script_runs_and_draws_pictures(tmp_path):
                                   "autograd_moons"])
 def test_every_example_script_runs_its_demo(name):
     assert (EXAMPLES / f"{name}.py").read_text().count("from bprop.demos import run") == 1
+
+
+@pytest.mark.parametrize("name", ["xor", "planar", "quadratic", "perceptron"])
+def test_without_matplotlib_each_picture_demo_says_how_to_get_it(name, monkeypatch, capsys,
+                                                                 tmp_path):
+    from bprop import demos, plotting
+
+    monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
+    demos.run(name, str(tmp_path))
+    assert 'pip install "bprop[plot]"' in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())

@@ -29,6 +29,17 @@ def have_matplotlib() -> bool:
     return True
 
 
+def draw_or_explain(label: str, draw) -> Path | None:
+    """Call ``draw()`` (which returns the path it wrote) and say where the picture went; without
+    matplotlib, say how to get it instead."""
+    if not have_matplotlib():
+        print(f'  (no {label} picture: pip install "bprop[plot]" to draw it)')
+        return None
+    path = draw()
+    print(f"  {label}: {path}")
+    return path
+
+
 def plot_decision_boundary(predict, X: np.ndarray, y: np.ndarray, path, title: str = "",
                            resolution: int = 300) -> Path:
     """Colour the plane by ``predict`` (a function of (n, 2) points) and scatter ``(X, y)``.

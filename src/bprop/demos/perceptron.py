@@ -37,11 +37,9 @@ def main(out_dir: str = "demo_output") -> None:
     model = result["model"]
     print(f"perceptron: mistakes per epoch {model.mistakes_}, "
           f"training accuracy {result['accuracy']:.0%}")
-    if bp.plotting.have_matplotlib():
-        path = bp.plotting.plot_decision_boundary(model.predict, result["X"], result["y"],
-                                                  Path(out_dir) / "perceptron.png",
-                                                  title="perceptron decision boundary")
-        print(f"  decision boundary: {path}")
+    bp.plotting.draw_or_explain("decision boundary", lambda: bp.plotting.plot_decision_boundary(
+        model.predict, result["X"], result["y"], Path(out_dir) / "perceptron.png",
+        title="perceptron decision boundary"))
 
 
 if __name__ == "__main__":

@@ -29,13 +29,9 @@ def main(out_dir: str = "demo_output") -> None:
     history = result["history"]
     print(f"planar flower: loss {history['loss'][0]:.4f} -> {history['loss'][-1]:.4f}, "
           f"training accuracy {result['accuracy']:.1%}")
-    if bp.plotting.have_matplotlib():
-        path = bp.plotting.plot_decision_boundary(
-            result["model"].predict, result["X"], result["y"], Path(out_dir) / "planar.png",
-            title=f"4 tanh hidden units: {result['accuracy']:.1%}")
-        print(f"  decision boundary: {path}")
-    else:
-        print('  (no picture: pip install "bprop[plot]" to draw the decision boundary)')
+    bp.plotting.draw_or_explain("decision boundary", lambda: bp.plotting.plot_decision_boundary(
+        result["model"].predict, result["X"], result["y"], Path(out_dir) / "planar.png",
+        title=f"4 tanh hidden units: {result['accuracy']:.1%}"))
 
 
 if __name__ == "__main__":

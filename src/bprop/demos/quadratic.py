@@ -35,13 +35,9 @@ def run(epochs: int = 500, seed: int = 0) -> dict:
 def main(out_dir: str = "demo_output") -> None:
     result = run()
     print(f"y = x^2 + 2x - 3 with 5 ReLU layers: R^2 = {result['r2']:.5f}")
-    if bp.plotting.have_matplotlib():
-        path = bp.plotting.plot_fit(result["X"], result["y"], result["fitted"],
-                                    Path(out_dir) / "quadratic.png",
-                                    title=f"y = x^2 + 2x - 3, R^2 = {result['r2']:.4f}")
-        print(f"  fit against data: {path}")
-    else:
-        print('  (no picture: pip install "bprop[plot]" to draw the fit)')
+    bp.plotting.draw_or_explain("fit against data", lambda: bp.plotting.plot_fit(
+        result["X"], result["y"], result["fitted"], Path(out_dir) / "quadratic.png",
+        title=f"y = x^2 + 2x - 3, R^2 = {result['r2']:.4f}"))
 
 
 if __name__ == "__main__":

@@ -43,17 +43,15 @@ def main(out_dir: str = "demo_output") -> None:
         print(f"step {i * 10_000:>6}: mean absolute error {error:.6f}")
     print("outputs", np.array2string(result["output"], precision=4), "targets", result["target"])
     print(f"final mean absolute error: {result['mean_abs_error']:.6f}")
-    if bp.plotting.have_matplotlib():
-        model = result["model"]
+    model = result["model"]
 
-        def predict(points):  # the tutorial's inputs carry a constant-1 third column
-            with_bias = np.column_stack([points, np.ones(len(points))])
-            return model.forward(with_bias).ravel() > 0.5
+    def predict(points):  # the tutorial's inputs carry a constant-1 third column
+        with_bias = np.column_stack([points, np.ones(len(points))])
+        return model.forward(with_bias).ravel() > 0.5
 
-        X, y = bp.datasets.make_xor()
-        path = bp.plotting.plot_decision_boundary(predict, X, y, Path(out_dir) / "xor.png",
-                                                  title="XOR with a 3-4-1 sigmoid network")
-        print(f"  decision boundary: {path}")
+    X, y = bp.datasets.make_xor()
+    bp.plotting.draw_or_explain("decision boundary", lambda: bp.plotting.plot_decision_boundary(
+        predict, X, y, Path(out_dir) / "xor.png", title="XOR with a 3-4-1 sigmoid network"))
 
 
 if __name__ == "__main__":
