@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+import bprop as bp
 from bprop import comparison
 
 TARGETS = {  # bprop's seconds per epoch as a fraction of each peer's, at most (issue 8)
@@ -60,12 +61,14 @@ def flops_per_epoch(sizes: list[int], n_samples: int) -> float:
 def run(args) -> dict:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     peak = gemm_peak(args.dtype)
+    adam = ("compiled, one pass (bprop._fused)" if bp.optim.fused_adam_available()
+            else "NumPy, ten passes (the C extension was not built, or BPROP_NO_FUSED is set)")
     report = {"machine": comparison.machine_description(), "gemm_peak_gflops": peak,
-              "settings": vars(args), "runs": []}
+              "bprop_adam": adam, "settings": vars(args), "runs": []}
     print(f"# {report['machine']['description']}")
     print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
           f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; "
-          f"NumPy {args.dtype} GEMM peak {peak:.0f} GFLOP/s", flush=True)
+          f"NumPy {args.dtype} GEMM peak {peak:.0f} GFLOP/s; bprop's Adam: {adam}", flush=True)
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
         result = comparison.compare(
             args.dataset, hidden=hidden, optimizer=args.optimizer, lr=args.lr,

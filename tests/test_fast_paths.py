@@ -2,16 +2,41 @@
 
 Speed comes from (1) one flat buffer for all parameters and one for all gradients, updated in a
 few vectorised operations; (2) optimizers writing into preallocated arrays, Adam with its bias
-corrections folded into two scalars; (3) gradients written straight into ``grad`` after
-``zero_grad``; (4) no gradient computed for the input data; (5) checks for NaN made in slices.
+corrections folded into two scalars, and compiled into one pass when the C extension was built
+(``_fused.c``); (3) gradients written straight into ``grad`` after ``zero_grad``; (4) no
+gradient computed for the input data; (5) checks for NaN made in slices.
 Each is compared here with the straightforward version.
 """
+
+import shutil
 
 import numpy as np
 import pytest
 
 import bprop as bp
 from bprop._checks import check_finite
+
+
+@pytest.fixture(autouse=True)
+def _look_for_the_extension_again():
+    """Tests switch the compiled Adam off with BPROP_NO_FUSED; forget the choice after each."""
+    from bprop import _kernels
+
+    _kernels.reset()
+    yield
+    _kernels.reset()
+
+
+def use_compiled_adam(fused: bool, monkeypatch) -> None:
+    from bprop import _kernels
+
+    if fused:
+        pytest.importorskip("bprop._fused", reason="the C extension was not built")
+        monkeypatch.delenv("BPROP_NO_FUSED", raising=False)
+    else:
+        monkeypatch.setenv("BPROP_NO_FUSED", "1")
+    _kernels.reset()
+    assert bp.optim.fused_adam_available() == fused
 
 
 def network(seed=0, dtype="float64"):
@@ -116,7 +141,9 @@ def test_sgd_on_the_flat_buffer_equals_per_parameter_sgd_exactly(rng):
         np.testing.assert_array_equal(param.value, value)
 
 
-def test_the_optimizer_allocates_no_new_arrays_between_steps(rng):
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "compiled"])
+def test_the_optimizer_allocates_no_new_arrays_between_steps(rng, fused, monkeypatch):
+    use_compiled_adam(fused, monkeypatch)
     model = network()
     optimizer = bp.Adam()
     for param in model.parameters():
@@ -124,10 +151,11 @@ def test_the_optimizer_allocates_no_new_arrays_between_steps(rng):
     optimizer.step(model.parameters())
     state = next(iter(optimizer._states.values()))
     arrays = {name: id(array) for name, array in state["arrays"].items()}
-    scratch = id(state["scratch"])
+    scratch = id(state.get("scratch"))
     optimizer.step(model.parameters())
     assert {name: id(array) for name, array in state["arrays"].items()} == arrays
-    assert id(state["scratch"]) == scratch
+    assert id(state.get("scratch")) == scratch
+    assert ("scratch" in state) == (not fused)  # the compiled pass needs no scratch array
 
 
 @pytest.mark.parametrize("where", [None, (0, 0), (5_000, 3), (-1, -1)])
@@ -174,26 +202,60 @@ def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected):
             assert all_finite(array) == expected == bool(np.isfinite(array).all())
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_compiled_adam_gives_exactly_the_numpy_result(dtype, monkeypatch):
-    numba = pytest.importorskip("numba", reason="the compiled kernel needs bprop[fast] (numba)")
-    from bprop import _kernels
+def _train_adam(dtype, size, steps, optimizer, fused: bool, monkeypatch):
+    use_compiled_adam(fused, monkeypatch)
+    rng = np.random.default_rng(size)
+    # Magnitudes from 1e-6 to 1e3, so that the square roots and divisions are exercised far
+    # from 1 and rounding differences, if any, would show.
+    scale = 10.0 ** rng.uniform(-6, 3, size)
+    param = bp.Parameter((rng.standard_normal(size) * scale).astype(dtype))
+    for _ in range(steps):
+        param.grad[...] = (rng.standard_normal(size) * scale).astype(dtype)
+        optimizer.step([param])
+    state = optimizer.state_dict([param])["arrays"]
+    return param.value.copy(), [state[name] for name in ("mean_sum", "square_sum")]
 
-    results = []
-    for switched_off in (False, True):
-        if switched_off:
-            monkeypatch.setenv("BPROP_NO_NUMBA", "1")
-        _kernels.reset()
-        rng = np.random.default_rng(0)
-        param = bp.Parameter(rng.standard_normal(2 * _kernels.MIN_SIZE).astype(dtype))
-        optimizer = bp.Adam(lr=1e-2)
-        threads = numba.get_num_threads()
-        for _ in range(5):
-            param.grad[...] = rng.standard_normal(param.size).astype(dtype)
-            optimizer.step([param])
-        assert numba.get_num_threads() == threads  # the kernel leaves Numba's setting alone
-        assert (_kernels.adam_kernel() is None) == switched_off
-        results.append(param.value.copy())
-    monkeypatch.delenv("BPROP_NO_NUMBA")
-    _kernels.reset()
-    np.testing.assert_array_equal(results[0], results[1])
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 7, 1003, 100_000])  # around and beyond vector widths
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: bp.Adam(lr=1e-2),
+    lambda: bp.Adam(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2),
+    lambda: bp.AdamW(lr=1e-3),
+], ids=["adam", "adam-decay", "adamw"])
+def test_the_compiled_adam_gives_exactly_the_numpy_result(dtype, size, make_optimizer,
+                                                          monkeypatch):
+    fused = _train_adam(dtype, size, 6, make_optimizer(), True, monkeypatch)
+    plain = _train_adam(dtype, size, 6, make_optimizer(), False, monkeypatch)
+    np.testing.assert_array_equal(fused[0], plain[0])
+    assert len(fused[1]) == len(plain[1]) == 2
+    for a, b in zip(fused[1], plain[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_extension_is_built_wherever_a_c_compiler_is_found():
+    # The build marks the extension optional, so a broken build would only show as slowness.
+    import sysconfig
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}) here, so bprop runs Adam in NumPy")
+    import bprop._fused  # noqa: F401
+
+
+def test_the_extension_refuses_arrays_it_cannot_update():
+    fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    good = [np.zeros(5, np.float32) for _ in range(4)]
+    fused.adam(*good, 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fused.adam(np.zeros(5, np.int64), *good[1:], 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises(ValueError, match="mean_sum must have the same dtype and size"):
+        fused.adam(good[0], good[1], np.zeros(5), good[3], 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises(ValueError, match="square_sum must have the same dtype and size"):
+        fused.adam(*good[:3], np.zeros(4, np.float32), 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises((BufferError, ValueError), match="contiguous"):
+        fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-8, 1.0)
+    read_only = np.zeros(5, np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
+        fused.adam(read_only, *good[1:], 0.9, 0.999, 1e-8, 1.0)

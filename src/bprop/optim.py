@@ -234,8 +234,8 @@ class Adam(Optimizer):
         s = math.sqrt((1 - beta2) / (1 - beta2**step))
         k = self.lr * (1 - beta1) / ((1 - beta1**step) * s)
         scalar = values.dtype.type
-        fused = _kernels.adam_kernel() if values.size >= _kernels.MIN_SIZE else None
-        if fused is not None:  # one compiled pass, the same arithmetic (bprop[fast])
+        fused = _kernels.adam_kernel()
+        if fused is not None:  # one compiled pass, the same arithmetic (see _fused.c)
             fused(values, grads, mean_sum, square_sum, scalar(beta1), scalar(beta2),
                   scalar(self.eps / s), scalar(1 / k))
             return
@@ -332,6 +332,13 @@ class RMSProp(Optimizer):
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSProp)}
+
+
+def fused_adam_available() -> bool:
+    """Whether Adam and AdamW run their compiled one-pass update (the C extension built by
+    ``pip install`` where a C compiler is found, and not switched off with
+    ``BPROP_NO_FUSED=1``). The results are the same either way; only the speed differs."""
+    return _kernels.adam_kernel() is not None
 
 
 # -- gradient clipping -----------------------------------------------------------------------
