@@ -88,6 +88,33 @@ def test_gradients_written_in_place_equal_the_textbook_ones_exactly(rng):
         np.testing.assert_array_equal(param.grad, expected[name] + expected[name], err_msg=name)
 
 
+def test_zero_grad_fills_nothing_until_a_gradient_is_read(rng):
+    model = network()
+    for param in model.parameters():
+        param.grad[...] = 1.0
+    model.zero_grad()
+    buffer = model.parameters()[0]._home[0].grads
+    assert buffer.min() == 1.0  # the fill is put off ...
+    grads = [p.grad for p in model.parameters()]  # ... until someone reads a gradient
+    assert all(not g.any() for g in grads)
+    model.zero_grad()
+    assert not bp.parameter.flat_views(model.parameters())[1].any()  # or all of them
+
+
+def test_a_gradient_written_by_hand_after_zero_grad_is_added_to(rng):
+    model = network()
+    X, y = data(rng)
+    expected = textbook_gradients(model, X, y)
+    loss = bp.SoftmaxCrossEntropy()
+    loss.forward(model.forward(X, training=True), y)
+    model.zero_grad()
+    for param in model.parameters():
+        param.grad[...] = 1.0  # through the array, not the setter
+    model.backward(loss.backward())
+    for name, param in model.named_parameters():
+        np.testing.assert_allclose(param.grad, expected[name] + 1.0, rtol=1e-12, err_msg=name)
+
+
 def test_skipping_the_input_gradient_changes_no_parameter_gradient(rng):
     X, y = data(rng)
     grads = []

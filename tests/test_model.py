@@ -223,6 +223,32 @@ def test_a_step_that_overflows_the_weights_is_undone():
     np.testing.assert_array_equal(model.layers[0].weight, before)
 
 
+class _PoisonedGradient(bp.layers.Identity):
+    """Passes values forward unchanged and sends NaN or infinity back: a finite loss whose
+    gradient is not finite."""
+
+    def __init__(self, bad: float) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def backward(self, grad_out, need_input_grad=True):
+        return np.full_like(super().backward(grad_out), self.bad)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("optimizer", [bp.SGD, bp.Adam, bp.RMSProp], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("clip", [{}, {"clip_value": 1.0}, {"clip_norm": 1.0}],
+                         ids=["no-clipping", "clip-value", "clip-norm"])
+def test_a_step_with_a_gradient_that_is_not_finite_is_undone(bad, optimizer, clip):
+    X = np.linspace(-1, 1, 10).reshape(-1, 2)
+    model = bp.Sequential([bp.Dense(2, 3), _PoisonedGradient(bad), bp.Dense(3, 1)], seed=0)
+    before = [p.value.copy() for p in model.parameters()]
+    with pytest.raises(bp.TrainingDivergedError, match="a gradient became NaN or infinite"):
+        model.fit(X, np.ones(5), loss="mse", optimizer=optimizer(lr=0.1), batch_size=5, **clip)
+    for param, value in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(param.value, value)
+
+
 def test_evaluate_uses_the_loss_it_is_given():
     X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     untrained = bp.Sequential([bp.Dense(2, 3)], seed=0)

@@ -192,16 +192,8 @@ class Sequential:
                 for name, p in layer.params.items()]
 
     def zero_grad(self) -> None:
-        parameters = self.parameters()
-        if self._buffer is not None and all(
-            p._home is not None and p._home[0] is self._buffer for p in parameters
-        ):
-            self._buffer.grads.fill(0)  # one pass over every gradient at once
-            for param in parameters:
-                param._zeroed = True
-        else:
-            for layer in self.layers:
-                layer.zero_grad()
+        for layer in self.layers:
+            layer.zero_grad()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer, by name (``"0.weight"``, ``"3.running_mean"``)."""
@@ -669,7 +661,12 @@ class _TrainingStep:
         if self.regularizer is not None:
             self.regularizer.backward(parameters)
         _, grads = flat_views(parameters)
-        if not all_finite(grads):
+        clipping = self.clip_value is not None or self.clip_norm is not None
+        # Clipping could turn an infinite gradient into a finite one: look before it. Otherwise
+        # a gradient that is not finite makes the updated parameters not finite too (NaN or
+        # infinity flows through every optimizer's update), which the check after the step
+        # catches; a separate pass over the gradients would only cost time.
+        if clipping and not all_finite(grads):
             self._restore(saved_buffers)
             raise FloatingPointError("a gradient became NaN or infinite")
         if self.clip_value is not None:
@@ -681,7 +678,8 @@ class _TrainingStep:
         if not all_finite(self.values):
             self.values[...] = self.values_before
             self._restore(saved_buffers)
-            raise FloatingPointError("a parameter overflowed to infinity in the update")
+            raise FloatingPointError("a gradient became NaN or infinite" if not all_finite(grads)
+                                     else "a parameter overflowed to infinity in the update")
         return out, value, penalty
 
     def _restore(self, saved: list[np.ndarray]) -> None:

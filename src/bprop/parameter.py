@@ -42,7 +42,9 @@ class Parameter:
     Layers add their gradients with :meth:`accumulate_matmul` and :meth:`accumulate_sum`: right
     after :meth:`zero_grad` these write the result straight into ``grad`` (saving a temporary
     array and a pass over it), otherwise they add to it; either way ``grad`` ends up holding
-    the sum, exactly as ``grad += ...`` would.
+    the sum, exactly as ``grad += ...`` would. For the same reason :meth:`zero_grad` only
+    notes that the gradient is zero: the array is filled with zeros when it is next read
+    without having been written (``param.grad``, :func:`flat_views`).
 
     >>> p = Parameter([[1.0, 2.0]])
     >>> p.value = [[3.0, 4.0]]
@@ -50,13 +52,15 @@ class Parameter:
     (array([[3., 4.]]), array([[0., 0.]]))
     """
 
-    __slots__ = ("_value", "_grad", "decay", "_home", "_zeroed", "__weakref__")
+    __slots__ = ("_value", "_grad", "decay", "_home", "_zeroed", "_stale", "__weakref__")
 
     def __init__(self, value, *, decay: bool = True):
         array = np.array(value, copy=True)
         self._value = array if array.dtype.kind == "f" else array.astype(np.float64)
         self._grad = np.zeros_like(self._value)
-        self._zeroed = True
+        # _zeroed: the gradient is zero and no one has been handed the array since, so the next
+        # accumulate may overwrite it. _stale: zero_grad has not filled the array yet.
+        self._zeroed, self._stale = True, False
         self.decay = decay
         self._home: tuple[FlatBuffer, int, int] | None = None
 
@@ -80,28 +84,35 @@ class Parameter:
 
     @property
     def grad(self) -> np.ndarray:
+        # Whoever holds the array may write into it, so it can no longer be assumed zero.
+        self._fill_if_stale()
+        self._zeroed = False
         return self._grad
 
     @grad.setter
     def grad(self, new_grad) -> None:
         # ``param.grad += g`` adds in place and then assigns the same array back.
-        self._zeroed = False
         if new_grad is not self._grad:
             if np.shape(new_grad) != self._grad.shape:
                 raise ValueError(f"cannot set a gradient of shape {self._grad.shape} to an "
                                  f"array of shape {np.shape(new_grad)}")
             self._grad[...] = new_grad
+        self._zeroed = self._stale = False
 
     def zero_grad(self) -> None:
         """Set the gradient to zero."""
-        self._grad.fill(0)
-        self._zeroed = True
+        self._zeroed = self._stale = True
+
+    def _fill_if_stale(self) -> None:
+        if self._stale:
+            self._grad.fill(0)
+            self._stale = False
 
     def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``."""
         if self._zeroed:
             np.matmul(a, b, out=self._grad)
-            self._zeroed = False
+            self._zeroed = self._stale = False
         else:
             self._grad += a @ b
 
@@ -109,7 +120,7 @@ class Parameter:
         """``grad += array.sum(axis)``."""
         if self._zeroed:
             np.sum(array, axis=axis, out=self._grad)
-            self._zeroed = False
+            self._zeroed = self._stale = False
         else:
             self._grad += array.sum(axis=axis)
 
@@ -127,6 +138,7 @@ class Parameter:
 
     def astype(self, dtype) -> None:
         """Convert value and gradient to ``dtype`` in place (leaving any shared buffer)."""
+        self._fill_if_stale()
         self._value = self._value.astype(dtype)
         self._grad = self._grad.astype(dtype)
         self._home = None
@@ -136,6 +148,7 @@ class Parameter:
 
     def __getstate__(self):
         # Copies (deepcopy, pickling by the user) own their arrays; they are not in a buffer.
+        self._fill_if_stale()
         return {"value": self._value.copy(), "grad": self._grad.copy(), "decay": self.decay}
 
     def __setstate__(self, state):
@@ -143,7 +156,7 @@ class Parameter:
         self._grad = state["grad"]
         self.decay = state["decay"]
         self._home = None
-        self._zeroed = not state["grad"].any()
+        self._zeroed, self._stale = not state["grad"].any(), False
 
 
 def pack(parameters: Sequence[Parameter]) -> FlatBuffer:
@@ -185,6 +198,9 @@ def flat_views(parameters: Iterable[Parameter]) -> tuple[np.ndarray, np.ndarray]
             raise TypeError(
                 f"expected Parameter objects (from model.parameters()), got {type(param).__name__}"
             )
+        # The caller gets the gradients to read (and may write them), as through param.grad.
+        param._fill_if_stale()
+        param._zeroed = False
     first = parameters[0]._home
     if first is not None:
         buffer, start, position = first
