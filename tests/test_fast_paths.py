@@ -216,17 +216,24 @@ def test_training_results_do_not_depend_on_the_fast_paths(rng):
         np.testing.assert_allclose(a.value, b.value, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "compiled"])
 @pytest.mark.parametrize("values, expected", [
     ([1.0, 2.0], True), ([1.0, np.inf], False), ([np.nan, 1.0], False),
     ([-np.inf, 0.0], False), ([1e30, -1e30], True),  # finite, though their squares overflow
 ])
-def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected):
+def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected, fused, monkeypatch):
     from bprop.model import all_finite
 
+    use_compiled_adam(fused, monkeypatch)
     for dtype in (np.float32, np.float64):
-        array = np.array(values, dtype=dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            assert all_finite(array) == expected == bool(np.isfinite(array).all())
+        for size in (2, 17, 1000):  # around and beyond the vector widths, bad value anywhere
+            for position in {0, size // 2, size - 1}:
+                array = np.ones(size, dtype=dtype)
+                array[position] = values[0]
+                array[(position + 1) % size] = values[1]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    assert all_finite(array) == expected == bool(np.isfinite(array).all())
+                    assert all_finite(array.reshape(-1, 1)[::-1]) == expected  # not contiguous
 
 
 def _train_adam(dtype, size, steps, optimizer, fused: bool, monkeypatch):
@@ -276,6 +283,8 @@ def test_the_extension_refuses_arrays_it_cannot_update():
     fused.adam(*good, 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises(TypeError, match="float32 or float64"):
         fused.adam(np.zeros(5, np.int64), *good[1:], 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fused.all_finite(np.zeros(5, np.float16))
     with pytest.raises(ValueError, match="mean_sum must have the same dtype and size"):
         fused.adam(good[0], good[1], np.zeros(5), good[3], 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises(ValueError, match="square_sum must have the same dtype and size"):

@@ -1,5 +1,6 @@
 /*
- * bprop._fused: Adam's update as one pass over the parameter buffer.
+ * bprop._fused: Adam's update as one pass over the parameter buffer, and a fast test that an
+ * array is finite.
  *
  * NumPy cannot fuse element-wise operations, so optim.Adam's NumPy code reads and writes the
  * whole buffer ten times per step; this loop does the same arithmetic, operation for operation
@@ -52,6 +53,20 @@
 
 ADAM_LOOP(float, sqrtf)
 ADAM_LOOP(double, sqrt)
+
+#define FINITE_LOOP(type)                                                            \
+    WIDEST_VECTORS static int all_finite_##type(const type *restrict x, Py_ssize_t n)   \
+    {                                                                                \
+        /* x - x is 0 for finite x and NaN for NaN or infinity, and NaN == 0 is false. An \
+         * integer AND, unlike a running float test, lets the loop be vectorised. */      \
+        int finite = 1;                                                              \
+        for (Py_ssize_t i = 0; i < n; i++)                                           \
+            finite &= (x[i] - x[i] == 0);                                            \
+        return finite;                                                               \
+    }
+
+FINITE_LOOP(float)
+FINITE_LOOP(double)
 
 static const char *const ARRAY_NAMES[4] = {"values", "grads", "mean_sum", "square_sum"};
 
@@ -113,17 +128,43 @@ done:
     return result;
 }
 
+static PyObject *all_finite(PyObject *self, PyObject *array)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    char type = element_type(&view);
+    int finite = 0;
+    if (type == 0) {
+        PyErr_SetString(PyExc_TypeError, "all_finite: the array must be float32 or float64");
+    }
+    else {
+        Py_ssize_t n = view.len / view.itemsize;
+        Py_BEGIN_ALLOW_THREADS
+        finite = type == 'f' ? all_finite_float(view.buf, n) : all_finite_double(view.buf, n);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&view);
+    if (type == 0)
+        return NULL;
+    return PyBool_FromLong(finite);
+}
+
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k)\n\n"
      "One Adam step in place over four contiguous arrays of one dtype (float32 or float64):\n"
      "M = beta1 M + g; V = beta2 V + g*g; values -= M / ((sqrt(V) + eps_over_s) * inverse_k).\n"
      "The scalars are rounded to the arrays' dtype first, as NumPy does."},
+    {"all_finite", all_finite, METH_O,
+     "all_finite(array)\n\nWhether every element of a contiguous float32 or float64 array is\n"
+     "finite (no NaN, no infinity), in one vectorised pass."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_fused", "Adam's update fused into one pass (optional).", -1,
+    PyModuleDef_HEAD_INIT, "_fused", "Adam's update in one pass, and a finiteness test (optional).",
+    -1,
     methods,
 };
 

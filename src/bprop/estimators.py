@@ -384,7 +384,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         self._check_fitted()
         X = self._check_data(X, reset=False)
-        return self.model_._forward(X.astype(self.model_.dtype, copy=False), training=False)
+        return self.model_._infer(X.astype(self.model_.dtype, copy=False))
 
 
 def _refuse_early_stopping(estimator) -> None:
