@@ -236,6 +236,23 @@ def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected, fused,
                     assert all_finite(array.reshape(-1, 1)[::-1]) == expected  # not contiguous
 
 
+def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
+    import bprop.model
+
+    model = bp.Sequential([bp.Dense(6, 8), bp.BatchNorm(8), bp.ReLU(), bp.Dropout(0.5),
+                           bp.Dense(8, 3)], seed=0, dtype="float64")
+    X, y = data(rng, 300)
+    model.fit(X, y, loss="softmax_cross_entropy", epochs=2, batch_size=32, verbose=0)
+    whole = bp.Softmax().forward(model.forward(X))  # forward is never sliced (backward may follow it)
+    monkeypatch.setattr(bprop.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
+    assert model._infer(X).shape == (300, 3)
+    np.testing.assert_allclose(model.predict_proba(X), whole, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(model.predict(X), whole.argmax(axis=1))
+    loss = bp.SoftmaxCrossEntropy().forward(model.forward(X), y)
+    np.testing.assert_allclose(model.evaluate(X, y)["loss"], loss, rtol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(X[:10]), whole[:10], rtol=1e-12)
+
+
 def _train_adam(dtype, size, steps, optimizer, fused: bool, monkeypatch):
     use_compiled_adam(fused, monkeypatch)
     rng = np.random.default_rng(size)
