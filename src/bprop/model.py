@@ -664,7 +664,7 @@ class _TrainingStep:
         self.regularizer, self.clip_value, self.clip_norm = regularizer, clip_value, clip_norm
         self.parameters = model.parameters()
         self.buffers = [b for layer in model.layers for b in layer.buffers.values()]
-        self.values = flat_views(self.parameters)[0] if self.parameters else None
+        self.values, self.grads = flat_views(self.parameters) if self.parameters else (None, None)
         self.values_before = None if self.values is None else np.empty_like(self.values)
 
     def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray
@@ -686,13 +686,12 @@ class _TrainingStep:
             return out, value, penalty
         if self.regularizer is not None:
             self.regularizer.backward(parameters)
-        _, grads = flat_views(parameters)
         clipping = self.clip_value is not None or self.clip_norm is not None
         # Clipping could turn an infinite gradient into a finite one: look before it. Otherwise
         # a gradient that is not finite makes the updated parameters not finite too (NaN or
         # infinity flows through every optimizer's update), which the check after the step
         # catches; a separate pass over the gradients would only cost time.
-        if clipping and not all_finite(grads):
+        if clipping and not all_finite(flat_views(parameters)[1]):  # (fills stale zeros)
             self._restore(saved_buffers)
             raise FloatingPointError("a gradient became NaN or infinite")
         if self.clip_value is not None:
@@ -704,7 +703,8 @@ class _TrainingStep:
         if not all_finite(self.values):
             self.values[...] = self.values_before
             self._restore(saved_buffers)
-            raise FloatingPointError("a gradient became NaN or infinite" if not all_finite(grads)
+            raise FloatingPointError("a gradient became NaN or infinite"
+                                     if not all_finite(self.grads)  # (as the step read them)
                                      else "a parameter overflowed to infinity in the update")
         return out, value, penalty
 

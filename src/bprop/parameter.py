@@ -119,7 +119,7 @@ class Parameter:
     def accumulate_sum(self, array: np.ndarray, axis: int = 0) -> None:
         """``grad += array.sum(axis)``."""
         if self._zeroed:
-            np.sum(array, axis=axis, out=self._grad)
+            np.add.reduce(array, axis=axis, out=self._grad)  # np.sum, minus its Python wrapper
             self._zeroed = self._stale = False
         else:
             self._grad += array.sum(axis=axis)
