@@ -2,10 +2,12 @@
 
 Every peer starts from the same weights and trains the same network (default 784-256-128-10,
 ReLU, softmax cross-entropy, Adam lr 1e-3, float32, 5 epochs) on MNIST, each in a process of
-its own (``bprop.compare`` does the training and measuring). Reported per peer: seconds per
-epoch (median, first epoch excluded), bprop's time as a fraction of the peer's, achieved
-GFLOP/s against the matrix-product peak measured here, test accuracy, peak memory, and the
-time to predict the test set. Missing peers are skipped with a message.
+its own (``bprop.compare`` does the training and measuring). The peers take turns over three
+rounds (``--rounds``), so that the machine's drifting speed is shared out between them.
+Reported per peer: seconds per epoch (median, first epoch excluded; the median over the
+rounds, with their range), bprop's time as a fraction of the peer's, achieved GFLOP/s against
+the matrix-product peak measured here, test accuracy, peak memory, and the time to predict
+the test set. Missing peers are skipped with a message.
 
     python benchmarks/benchmark.py                         # batch 128 and 32, float32
     python benchmarks/benchmark.py --batch-sizes 32,128,512 --dtype float64 --json out.json
@@ -69,32 +71,46 @@ def run(args) -> dict:
     print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
           f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; "
           f"NumPy {args.dtype} GEMM peak {peak:.0f} GFLOP/s; bprop's Adam: {adam}", flush=True)
+    peers = args.peers.split(",")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        result = comparison.compare(
-            args.dataset, hidden=hidden, optimizer=args.optimizer, lr=args.lr,
-            batch_size=batch_size, epochs=args.epochs, dtype=args.dtype,
-            data_dir=args.data_dir, peers=args.peers.split(","), verbose=False)
-        X_train = comparison.load_data(result.settings)[0]
+        # The machine's speed drifts (other work on the host), so the peers take turns: each
+        # round trains every peer once, starting one peer later than the round before, and a
+        # peer's figures are the medians over the rounds.
+        rounds = []
+        for r in range(args.rounds):
+            order = peers[r % len(peers):] + peers[:r % len(peers)]
+            rounds.append(comparison.compare(
+                args.dataset, hidden=hidden, optimizer=args.optimizer, lr=args.lr,
+                batch_size=batch_size, epochs=args.epochs, dtype=args.dtype,
+                data_dir=args.data_dir, peers=order, verbose=False))
+        X_train, X_test = comparison.load_data(rounds[0].settings)[:2]
         sizes = [X_train.shape[1], *hidden, 10]
         flops = flops_per_epoch(sizes, len(X_train))
-        ran = {r.peer: r for r in result.ran()}
-        skipped = {r.peer: r.status for r in result.results if r.status != "ok"}
+        ran = {peer: [r for result in rounds for r in result.ran() if r.peer == peer]
+               for peer in peers}
+        skipped = {r.peer: r.status for r in rounds[0].results if r.status != "ok"}
+        medians = {peer: {"epoch": float(np.median([r.seconds_per_epoch for r in runs])),
+                          "predict": float(np.median([r.predict_seconds for r in runs]))}
+                   for peer, runs in ran.items() if runs}
+        ours = medians.get("bprop")
         rows = []
-        ours = ran.get("bprop")
-        for peer, r in ran.items():
+        for peer, runs in ran.items():
+            if not runs:
+                continue
+            seconds, predict = medians[peer]["epoch"], medians[peer]["predict"]
             rows.append({
-                "peer": peer, "version": r.version, "seconds_per_epoch": r.seconds_per_epoch,
-                "bprop_over_peer": ours.seconds_per_epoch / r.seconds_per_epoch if ours else None,
-                "gflops": flops / r.seconds_per_epoch / 1e9,
-                "percent_of_peak": 100 * flops / r.seconds_per_epoch / 1e9 / peak,
-                "test_accuracy": r.test_accuracy, "peak_rss_mb": r.peak_rss_mb,
-                "training_mb": r.training_mb, "predict_seconds": r.predict_seconds,
-                "bprop_predict_over_peer": (ours.predict_seconds / r.predict_seconds
-                                            if ours else None),
-                "epoch_seconds": r.epoch_seconds})
+                "peer": peer, "version": runs[0].version, "seconds_per_epoch": seconds,
+                "rounds_seconds_per_epoch": [r.seconds_per_epoch for r in runs],
+                "bprop_over_peer": ours["epoch"] / seconds if ours else None,
+                "gflops": flops / seconds / 1e9,
+                "percent_of_peak": 100 * flops / seconds / 1e9 / peak,
+                "test_accuracy": float(np.median([r.test_accuracy for r in runs])),
+                "peak_rss_mb": max(r.peak_rss_mb for r in runs),
+                "training_mb": max(r.training_mb for r in runs), "predict_seconds": predict,
+                "bprop_predict_over_peer": ours["predict"] / predict if ours else None,
+                "epoch_seconds": [r.epoch_seconds for r in runs]})
         # The data as the peers hold them: in the benchmark's dtype.
-        data_mb = (X_train.size + comparison.load_data(result.settings)[1].size) \
-            * np.dtype(args.dtype).itemsize / 2**20
+        data_mb = (X_train.size + X_test.size) * np.dtype(args.dtype).itemsize / 2**20
         model_mb = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)) \
             * np.dtype(args.dtype).itemsize / 2**20
         run_report = {"batch_size": batch_size, "flops_per_epoch": flops, "rows": rows,
@@ -107,12 +123,15 @@ def run(args) -> dict:
 def print_run(run_report: dict, args) -> None:
     batch = run_report["batch_size"]
     print(f"\n## batch {batch}, {args.dtype}, {args.optimizer}, {args.epochs} epochs, "
-          f"{run_report['flops_per_epoch'] / 1e9:.1f} GFLOP of matrix products per epoch")
-    header = ("peer", "s/epoch", "bprop/peer", "GFLOP/s", "% peak", "test acc",
-              "peak RSS MB", "predict s", "bprop/peer")
+          f"{run_report['flops_per_epoch'] / 1e9:.1f} GFLOP of matrix products per epoch, "
+          f"medians of {args.rounds} round(s)")
+    header = ("peer", "s/epoch", "rounds' range", "bprop/peer", "GFLOP/s", "% peak",
+              "test acc", "peak RSS MB", "predict s", "bprop/peer")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in run_report["rows"]:
+        spread = row["rounds_seconds_per_epoch"]
         print(f"| {row['peer']} {row['version']} | {row['seconds_per_epoch']:.3f} | "
+              f"{min(spread):.3f}-{max(spread):.3f} | "
               f"{row['bprop_over_peer']:.2f} | {row['gflops']:.0f} | "
               f"{row['percent_of_peak']:.0f} | {row['test_accuracy']:.4f} | "
               f"{row['peak_rss_mb']:.0f} | {row['predict_seconds']:.4f} | "
@@ -159,6 +178,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--peers", default="bprop,torch,jax,sklearn")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="train every peer this many times, taking turns (default 3)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--openblas", default="as-set", choices=["as-set", "unset", "both"],
                         help="run with the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE "

@@ -243,7 +243,8 @@ def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
                            bp.Dense(8, 3)], seed=0, dtype="float64")
     X, y = data(rng, 300)
     model.fit(X, y, loss="softmax_cross_entropy", epochs=2, batch_size=32, verbose=0)
-    whole = bp.Softmax().forward(model.forward(X))  # forward is never sliced (backward may follow it)
+    # forward itself is never sliced: a backward pass may follow it
+    whole = bp.Softmax().forward(model.forward(X))
     monkeypatch.setattr(bprop.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
     assert model._infer(X).shape == (300, 3)
     np.testing.assert_allclose(model.predict_proba(X), whole, rtol=1e-12, atol=1e-15)
@@ -284,6 +285,53 @@ def test_the_compiled_adam_gives_exactly_the_numpy_result(dtype, size, make_opti
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monkeypatch):
+    tiny = np.finfo(dtype).tiny
+    results = []
+    for fused in (True, False):
+        use_compiled_adam(fused, monkeypatch)
+        param = bp.Parameter(np.linspace(-1, 1, 1001).astype(dtype))
+        optimizer = bp.Adam(lr=1e-3)
+        seen_subnormal = False
+        # One small gradient, then none: the first moments shrink by 0.9 a step and pass
+        # below the smallest normal number within the first flush period or two.
+        for step in range(1, 4 * bp.optim.FLUSH_EVERY + 1):
+            param.grad[...] = 1e3 * tiny if step == 1 else 0.0
+            optimizer.step([param])
+            moments = optimizer.state_dict([param])["arrays"]["mean_sum"]
+            subnormal = (moments != 0) & (np.abs(moments) < tiny)
+            seen_subnormal |= bool(subnormal.any())
+            if step % bp.optim.FLUSH_EVERY == 0:
+                assert not subnormal.any(), step
+        assert seen_subnormal  # the test did reach the case it is about
+        state = optimizer.state_dict([param])["arrays"]
+        results.append([param.value.copy(), state["mean_sum"], state["square_sum"]])
+    for compiled, plain in zip(*results, strict=True):
+        np.testing.assert_array_equal(compiled, plain)
+        np.testing.assert_array_equal(np.signbit(compiled), np.signbit(plain))
+
+
+def test_the_compiled_flush_equals_numpys_on_every_kind_of_value(monkeypatch):
+    from bprop import _kernels
+
+    for dtype in (np.float32, np.float64):
+        tiny = np.finfo(dtype).tiny
+        special = np.array([tiny / 10, -tiny / 10, tiny, -tiny, tiny * (1 - 2**-20), -3.0,
+                            0.0, -0.0, np.nan, np.inf, -np.inf, 1.0], dtype=dtype)
+        array = np.tile(special, 9)  # long enough for the vector loop and its remainder
+        flushed = []
+        for fused in (True, False):
+            use_compiled_adam(fused, monkeypatch)
+            copy = array.copy()
+            _kernels.flush_subnormals(copy)
+            flushed.append(copy)
+        np.testing.assert_array_equal(flushed[0], flushed[1])
+        np.testing.assert_array_equal(np.signbit(flushed[0]), np.signbit(flushed[1]))
+        expected = np.where(np.abs(array) < tiny, 0.0, array)
+        np.testing.assert_array_equal(flushed[0], expected)
+
+
 def test_the_extension_is_built_wherever_a_c_compiler_is_found():
     # The build marks the extension optional, so a broken build would only show as slowness.
     import sysconfig
@@ -302,6 +350,8 @@ def test_the_extension_refuses_arrays_it_cannot_update():
         fused.adam(np.zeros(5, np.int64), *good[1:], 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises(TypeError, match="float32 or float64"):
         fused.all_finite(np.zeros(5, np.float16))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fused.flush_subnormals(np.zeros(5, np.int32))
     with pytest.raises(ValueError, match="mean_sum must have the same dtype and size"):
         fused.adam(good[0], good[1], np.zeros(5), good[3], 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises(ValueError, match="square_sum must have the same dtype and size"):
@@ -312,3 +362,5 @@ def test_the_extension_refuses_arrays_it_cannot_update():
     read_only.flags.writeable = False
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.adam(read_only, *good[1:], 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
+        fused.flush_subnormals(read_only)

@@ -1,6 +1,6 @@
 /*
- * bprop._fused: Adam's update as one pass over the parameter buffer, and a fast test that an
- * array is finite.
+ * bprop._fused: Adam's update as one pass over the parameter buffer, a fast test that an array
+ * is finite, and the flushing of subnormal numbers to zero.
  *
  * NumPy cannot fuse element-wise operations, so optim.Adam's NumPy code reads and writes the
  * whole buffer ten times per step; this loop does the same arithmetic, operation for operation
@@ -16,6 +16,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,18 @@ ADAM_LOOP(double, sqrt)
 
 FINITE_LOOP(float)
 FINITE_LOOP(double)
+
+/* Subnormal numbers (below FLT_MIN or DBL_MIN in magnitude) become zero, keeping their sign:
+ * x * 1 is x and x * 0 is a signed zero, exactly as the NumPy fallback computes it. */
+#define FLUSH_LOOP(type, magnitude, smallest_normal)                                             \
+    WIDEST_VECTORS static void flush_##type(type *restrict x, Py_ssize_t n)           \
+    {                                                                                \
+        for (Py_ssize_t i = 0; i < n; i++)                                           \
+            x[i] *= (type)(magnitude(x[i]) >= smallest_normal);                     \
+    }
+
+FLUSH_LOOP(float, fabsf, FLT_MIN)
+FLUSH_LOOP(double, fabs, DBL_MIN)
 
 static const char *const ARRAY_NAMES[4] = {"values", "grads", "mean_sum", "square_sum"};
 
@@ -150,6 +163,29 @@ static PyObject *all_finite(PyObject *self, PyObject *array)
     return PyBool_FromLong(finite);
 }
 
+static PyObject *flush_subnormals(PyObject *self, PyObject *array)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+        return NULL;
+    char type = element_type(&view);
+    if (type == 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError,
+                        "flush_subnormals: the array must be float32 or float64");
+        return NULL;
+    }
+    Py_ssize_t n = view.len / view.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    if (type == 'f')
+        flush_float(view.buf, n);
+    else
+        flush_double(view.buf, n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k)\n\n"
@@ -159,11 +195,14 @@ static PyMethodDef methods[] = {
     {"all_finite", all_finite, METH_O,
      "all_finite(array)\n\nWhether every element of a contiguous float32 or float64 array is\n"
      "finite (no NaN, no infinity), in one vectorised pass."},
+    {"flush_subnormals", flush_subnormals, METH_O,
+     "flush_subnormals(array)\n\nSet the subnormal elements of a contiguous float32 or float64\n"
+     "array to zero (keeping their sign), in place."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_fused", "Adam's update in one pass, and a finiteness test (optional).",
+    PyModuleDef_HEAD_INIT, "_fused", "Adam's update in one pass, and two array helpers (optional).",
     -1,
     methods,
 };

@@ -3,7 +3,8 @@
 NumPy cannot fuse element-wise operations, so Adam's update is ten passes over the parameter
 buffer, limited by memory bandwidth. The extension does the same float operations in the same
 order in one pass, so its results are identical (the tests compare the two bit for bit). It
-also tests an array for NaN and infinity in one pass, which ``fit`` does after every step.
+also tests an array for NaN and infinity in one pass, which ``fit`` does after every step,
+and flushes subnormal numbers to zero (again exactly as the NumPy fallback does).
 When the extension was not built (no C compiler at install time), or with the environment
 variable ``BPROP_NO_FUSED=1``, the NumPy code runs.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+
+import numpy as np
 
 _module: ModuleType | None = None
 _tried = False
@@ -43,6 +46,19 @@ def all_finite_kernel():
     """``all_finite(array) -> bool`` for contiguous float arrays, or None (as above)."""
     module = _fused()
     return None if module is None else module.all_finite
+
+
+def flush_subnormals(array: np.ndarray) -> None:
+    """Set the subnormal elements of a float array to zero (keeping their sign), in place.
+
+    Arithmetic on subnormal numbers (magnitudes below ``np.finfo(dtype).tiny``) is many times
+    slower on x86 processors. See :meth:`bprop.optim.Optimizer.step` for why this is done.
+    """
+    module = _fused()
+    if module is not None and array.flags.c_contiguous and array.dtype.char in "fd":
+        module.flush_subnormals(array)
+    else:
+        array *= np.abs(array) >= np.finfo(array.dtype).tiny  # x * 1 = x, x * 0 = +-0
 
 
 def reset() -> None:
