@@ -27,7 +27,7 @@ def _look_for_the_extension_again():
     _kernels.reset()
 
 
-def use_compiled_adam(fused: bool, monkeypatch) -> None:
+def use_compiled_kernels(fused: bool, monkeypatch) -> None:
     from bprop import _kernels
 
     if fused:
@@ -170,7 +170,7 @@ def test_sgd_on_the_flat_buffer_equals_per_parameter_sgd_exactly(rng):
 
 @pytest.mark.parametrize("fused", [False, True], ids=["numpy", "compiled"])
 def test_the_optimizer_allocates_no_new_arrays_between_steps(rng, fused, monkeypatch):
-    use_compiled_adam(fused, monkeypatch)
+    use_compiled_kernels(fused, monkeypatch)
     model = network()
     optimizer = bp.Adam()
     for param in model.parameters():
@@ -222,9 +222,9 @@ def test_training_results_do_not_depend_on_the_fast_paths(rng):
     ([-np.inf, 0.0], False), ([1e30, -1e30], True),  # finite, though their squares overflow
 ])
 def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected, fused, monkeypatch):
-    from bprop.model import all_finite
+    from bprop._checks import all_finite
 
-    use_compiled_adam(fused, monkeypatch)
+    use_compiled_kernels(fused, monkeypatch)
     for dtype in (np.float32, np.float64):
         for size in (2, 17, 1000):  # around and beyond the vector widths, bad value anywhere
             for position in {0, size // 2, size - 1}:
@@ -255,7 +255,7 @@ def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
 
 
 def _train_adam(dtype, size, steps, optimizer, fused: bool, monkeypatch):
-    use_compiled_adam(fused, monkeypatch)
+    use_compiled_kernels(fused, monkeypatch)
     rng = np.random.default_rng(size)
     # Magnitudes from 1e-6 to 1e3, so that the square roots and divisions are exercised far
     # from 1 and rounding differences, if any, would show.
@@ -290,7 +290,7 @@ def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monke
     tiny = np.finfo(dtype).tiny
     results = []
     for fused in (True, False):
-        use_compiled_adam(fused, monkeypatch)
+        use_compiled_kernels(fused, monkeypatch)
         param = bp.Parameter(np.linspace(-1, 1, 1001).astype(dtype))
         optimizer = bp.Adam(lr=1e-3)
         seen_subnormal = False
@@ -322,7 +322,7 @@ def test_the_compiled_flush_equals_numpys_on_every_kind_of_value(monkeypatch):
         array = np.tile(special, 9)  # long enough for the vector loop and its remainder
         flushed = []
         for fused in (True, False):
-            use_compiled_adam(fused, monkeypatch)
+            use_compiled_kernels(fused, monkeypatch)
             copy = array.copy()
             _kernels.flush_subnormals(copy)
             flushed.append(copy)

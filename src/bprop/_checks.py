@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
+
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -39,6 +41,18 @@ def as_array(values, name: str, dtype: np.dtype | None = None) -> np.ndarray:
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return array
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """Whether every element is finite. The compiled test (``_fused.c``) makes one pass;
+    without it, a dot product (one BLAS pass, no temporary) settles the usual case: it is
+    finite only if every element is; if it is not (NaN, infinity, or just an overflow of huge
+    values), the elements are looked at one by one."""
+    compiled = _kernels.all_finite_kernel()
+    if compiled is not None and array.flags.c_contiguous and array.dtype.char in "fd":
+        return compiled(array)
+    flat = array.reshape(-1)
+    return bool(np.isfinite(np.dot(flat, flat)) or np.isfinite(flat).all())
 
 
 def check_finite(array: np.ndarray, name: str) -> None:

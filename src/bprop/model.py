@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _kernels
 from ._checks import (
+    all_finite,
     as_array,
     as_features,
     as_float_dtype,
@@ -620,18 +620,6 @@ class Sequential:
                 f"BinaryCrossEntropy, got values from {y.min()} to {y.max()}"
             )
         return X, y
-
-
-def all_finite(array: np.ndarray) -> bool:
-    """Whether every element is finite. The compiled test (``_fused.c``) makes one pass;
-    without it, a dot product (one BLAS pass, no temporary) settles the usual case: it is
-    finite only if every element is; if it is not (NaN, infinity, or just an overflow of huge
-    values), the elements are looked at one by one."""
-    compiled = _kernels.all_finite_kernel()
-    if compiled is not None and array.flags.c_contiguous and array.dtype.char in "fd":
-        return compiled(array)
-    flat = array.reshape(-1)
-    return bool(np.isfinite(np.dot(flat, flat)) or np.isfinite(flat).all())
 
 
 def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
