@@ -254,6 +254,21 @@ def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
     np.testing.assert_allclose(model.predict_proba(X[:10]), whole[:10], rtol=1e-12)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("row", [0, 150, 299])  # first, a middle and the last slice
+def test_inference_in_slices_still_refuses_nan_and_infinity(bad, row, rng, monkeypatch):
+    import bprop.model
+
+    model = bp.Sequential([bp.Dense(6, 8), bp.ReLU(), bp.Dense(8, 3)], seed=0, dtype="float64")
+    monkeypatch.setattr(bprop.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
+    X = rng.standard_normal((300, 6))
+    X[row, 4] = bad
+    X[row + 1:, 2] = np.nan  # not the first: the message names the first
+    for method in (model.predict, model.predict_proba):
+        with pytest.raises(ValueError, match=rf"X contains .* the first at index \({row}, 4\)"):
+            method(X)
+
+
 def _train_adam(dtype, size, steps, optimizer, fused: bool, monkeypatch):
     use_compiled_kernels(fused, monkeypatch)
     rng = np.random.default_rng(size)

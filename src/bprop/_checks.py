@@ -79,8 +79,12 @@ def check_finite(array: np.ndarray, name: str) -> None:
 
 
 def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None,
-                expected_by: str = "the model's first layer") -> np.ndarray:
-    """Validate a 2-D feature matrix of shape (n_samples, n_features) and cast it to ``dtype``."""
+                expected_by: str = "the model's first layer",
+                check_values: bool = True) -> np.ndarray:
+    """Validate a 2-D feature matrix of shape (n_samples, n_features) and cast it to ``dtype``.
+
+    With ``check_values=False`` NaN and infinity are left for the caller to look for (as
+    inference does, a slice at a time, while the slice is in the processor's cache)."""
     array = as_array(X, name)
     if array.ndim == 1:
         raise ValueError(
@@ -97,7 +101,8 @@ def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None,
             f"{name} has {array.shape[1]} features per sample but {expected_by} "
             f"expects {n_features}"
         )
-    check_finite(array, name)
+    if check_values:
+        check_finite(array, name)
     with np.errstate(over="ignore"):
         cast = array.astype(dtype, copy=False)
     if cast is not array and cast.dtype.kind == "f" and not np.isfinite(cast).all():

@@ -162,23 +162,29 @@ class Sequential:
             x = layer.forward(x, training=training)
         return x
 
-    def _infer(self, X: np.ndarray) -> np.ndarray:
+    def _infer(self, X: np.ndarray, check_as: str | None = None) -> np.ndarray:
         """The output for ``X`` in inference mode, computed a slice of rows at a time.
 
         In inference every layer treats rows independently, so slicing changes nothing but
         where the activations live: a slice's fit in the processor's cache (predicting the
-        10,000 MNIST test images this way takes about 10% less time than in one piece), and
-        a large ``X`` needs little memory beyond its output.
+        10,000 MNIST test images this way takes about 7% less time than in one piece), and
+        a large ``X`` needs little memory beyond its output. With ``check_as`` (the name of
+        ``X`` for the error message), each slice is first checked for NaN and infinity,
+        while it is in the cache anyway, instead of in a pass of its own over all of ``X``.
         """
         widest = max([1, *(layer.n_outputs or 0 for layer in self.layers)])
         rows = max(64, _INFERENCE_SLICE_BYTES // (widest * X.dtype.itemsize))
-        if len(X) <= rows:
-            return self._forward(X, training=False)
-        first = self._forward(X[:rows], training=False)
-        out = np.empty((len(X), *first.shape[1:]), dtype=first.dtype)
-        out[:rows] = first
-        for start in range(rows, len(X), rows):
-            out[start:start + rows] = self._forward(X[start:start + rows], training=False)
+        out = None
+        for start in range(0, len(X), rows):
+            part = X[start:start + rows]
+            if check_as is not None and not all_finite(part):
+                check_finite(X, check_as)  # raises, naming the first bad value
+            part_out = self._forward(part, training=False)
+            if len(X) <= rows:
+                return part_out
+            if out is None:
+                out = np.empty((len(X), *part_out.shape[1:]), dtype=part_out.dtype)
+            out[start:start + rows] = part_out
         return out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
@@ -491,14 +497,14 @@ class Sequential:
         (n_samples,) for a single output). The task comes from the loss the model was trained
         with, or, before training, from its last layer (Softmax, Sigmoid, or anything else).
         """
-        X = as_features(X, "X", self.dtype, self.n_inputs)
-        return self._decide(self._infer(X))
+        X = as_features(X, "X", self.dtype, self.n_inputs, check_values=False)
+        return self._decide(self._infer(X, check_as="X"))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities: (n_samples, n_classes) for multi-class, P(class 1) per output
         column for binary. Raises for a regression model."""
-        X = as_features(X, "X", self.dtype, self.n_inputs)
-        return self._probabilities(self._infer(X))
+        X = as_features(X, "X", self.dtype, self.n_inputs, check_values=False)
+        return self._probabilities(self._infer(X, check_as="X"))
 
     def _task(self, loss: Loss | None = None) -> str:
         loss = self.loss if loss is None else loss
