@@ -13,8 +13,10 @@ class BuildExt(build_ext):
         if self.compiler.compiler_type == "unix":  # gcc and clang
             for extension in self.extensions:
                 # -ffp-contract=off: no fused multiply-adds, so that the results are bit for bit
-                # those of the NumPy code. -fno-math-errno lets sqrt be one instruction.
-                extension.extra_compile_args += ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+                # those of the NumPy code. -fno-math-errno lets sqrt be one instruction. (Last
+                # on the command line, so they win over any CFLAGS; -ffast-math in CFLAGS makes
+                # _fused.c refuse to compile, and bprop runs its NumPy code.)
+                extension.extra_compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
         super().build_extensions()
 
 

@@ -88,7 +88,8 @@ def run(args) -> dict:
         flops = flops_per_epoch(sizes, len(X_train))
         ran = {peer: [r for result in rounds for r in result.ran() if r.peer == peer]
                for peer in peers}
-        skipped = {r.peer: r.status for r in rounds[0].results if r.status != "ok"}
+        skipped = {r.peer: r.status for result in rounds for r in result.results
+                   if r.status != "ok"}  # a peer that failed in any round says so
         medians = {peer: {"epoch": float(np.median([r.seconds_per_epoch for r in runs])),
                           "predict": float(np.median([r.predict_seconds for r in runs]))}
                    for peer, runs in ran.items() if runs}
@@ -185,6 +186,8 @@ def main() -> None:
                         help="run with the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE "
                         "as they are (default), without them, or both, one after the other")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.data_dir is None:
         shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                               args.dataset)

@@ -9,6 +9,7 @@ Each is compared here with the straightforward version.
 """
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,12 +255,13 @@ def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
     np.testing.assert_allclose(model.predict_proba(X[:10]), whole[:10], rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])  # float32: X is cast first
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("row", [0, 150, 299])  # first, a middle and the last slice
-def test_inference_in_slices_still_refuses_nan_and_infinity(bad, row, rng, monkeypatch):
+def test_inference_in_slices_still_refuses_nan_and_infinity(bad, row, dtype, rng, monkeypatch):
     import bprop.model
 
-    model = bp.Sequential([bp.Dense(6, 8), bp.ReLU(), bp.Dense(8, 3)], seed=0, dtype="float64")
+    model = bp.Sequential([bp.Dense(6, 8), bp.ReLU(), bp.Dense(8, 3)], seed=0, dtype=dtype)
     monkeypatch.setattr(bprop.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
     X = rng.standard_normal((300, 6))
     X[row, 4] = bad
@@ -310,7 +312,7 @@ def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monke
         optimizer = bp.Adam(lr=1e-3)
         seen_subnormal = False
         # One small gradient, then none: the first moments shrink by 0.9 a step and pass
-        # below the smallest normal number within the first flush period or two.
+        # below the smallest normal number in the third flush period.
         for step in range(1, 4 * bp.optim.FLUSH_EVERY + 1):
             param.grad[...] = 1e3 * tiny if step == 1 else 0.0
             optimizer.step([param])
@@ -328,7 +330,6 @@ def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monke
 
 
 def test_the_compiled_flush_equals_numpys_on_every_kind_of_value(monkeypatch):
-    from bprop import _kernels
 
     for dtype in (np.float32, np.float64):
         tiny = np.finfo(dtype).tiny
@@ -339,7 +340,7 @@ def test_the_compiled_flush_equals_numpys_on_every_kind_of_value(monkeypatch):
         for fused in (True, False):
             use_compiled_kernels(fused, monkeypatch)
             copy = array.copy()
-            _kernels.flush_subnormals(copy)
+            bp.optim.flush_subnormals(copy)
             flushed.append(copy)
         np.testing.assert_array_equal(flushed[0], flushed[1])
         np.testing.assert_array_equal(np.signbit(flushed[0]), np.signbit(flushed[1]))
@@ -354,7 +355,31 @@ def test_the_extension_is_built_wherever_a_c_compiler_is_found():
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}) here, so bprop runs Adam in NumPy")
-    import bprop._fused  # noqa: F401
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no Python headers (python3-dev) here, so bprop runs Adam in NumPy")
+    import bprop._fused
+
+    assert bprop._fused.API_VERSION == bp._kernels.API_VERSION  # not an old build
+
+
+def test_an_old_build_of_the_extension_is_not_used(monkeypatch):
+    fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    monkeypatch.setattr(fused, "API_VERSION", bp._kernels.API_VERSION - 1)
+    bp._kernels.reset()
+    assert not bp.optim.fused_adam_available()
+    monkeypatch.undo()
+    bp._kernels.reset()
+    assert bp.optim.fused_adam_available()
+
+
+def test_arrays_the_kernels_cannot_take_go_to_numpy():
+    big_endian = np.array([1.0, np.nan, 3e-320, -2.0], dtype=">f8")
+    assert bp._kernels.compiled("all_finite", big_endian) is None
+    assert not bp._checks.all_finite(big_endian)
+    bp.optim.flush_subnormals(big_endian)
+    np.testing.assert_array_equal(big_endian, [1.0, np.nan, 0.0, -2.0])
+    mixed = (np.zeros(3, np.float32), np.zeros(3, np.float64))
+    assert bp._kernels.compiled("adam", *mixed) is None
 
 
 def test_the_extension_refuses_arrays_it_cannot_update():
@@ -373,6 +398,14 @@ def test_the_extension_refuses_arrays_it_cannot_update():
         fused.adam(*good[:3], np.zeros(4, np.float32), 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
         fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises(ValueError, match="values and mean_sum share memory"):
+        fused.adam(good[0], good[1], good[0], good[3], 0.9, 0.999, 1e-8, 1.0)
+    halves = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="grads and square_sum share memory"):
+        fused.adam(good[0][:4], halves[:4], good[2][:4], halves[3:7], 0.9, 0.999, 1e-8, 1.0)
+    # The arrays' buffers were released on every error path: they can still be resized.
+    for array in (*good, halves):
+        array.resize(array.size + 1, refcheck=False)
     read_only = np.zeros(5, np.float32)
     read_only.flags.writeable = False
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):

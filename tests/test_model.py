@@ -235,16 +235,41 @@ class _PoisonedGradient(bp.layers.Identity):
         return np.full_like(super().backward(grad_out), self.bad)
 
 
+class _SignSGD(bp.SGD):
+    """Steps by the gradient's sign: an infinite gradient gives a finite step."""
+
+    def update(self, values, grads, state):
+        values -= self.lr * np.sign(grads)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-@pytest.mark.parametrize("optimizer", [bp.SGD, bp.Adam, bp.RMSProp], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("optimizer", [bp.SGD, bp.Adam, bp.RMSProp, _SignSGD],
+                         ids=lambda c: c.__name__)
 @pytest.mark.parametrize("clip", [{}, {"clip_value": 1.0}, {"clip_norm": 1.0}],
                          ids=["no-clipping", "clip-value", "clip-norm"])
 def test_a_step_with_a_gradient_that_is_not_finite_is_undone(bad, optimizer, clip):
     X = np.linspace(-1, 1, 10).reshape(-1, 2)
-    model = bp.Sequential([bp.Dense(2, 3), _PoisonedGradient(bad), bp.Dense(3, 1)], seed=0)
+    model = bp.Sequential([bp.Dense(2, 3), bp.BatchNorm(3), _PoisonedGradient(bad),
+                           bp.Dense(3, 1)], seed=0, dtype="float64")
+    before = [p.value.copy() for p in model.parameters()]
+    statistics = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    optimizer = optimizer(lr=0.1)
+    with pytest.raises(bp.TrainingDivergedError, match="a gradient became NaN or infinite"):
+        model.fit(X, np.ones(5), loss="mse", optimizer=optimizer, batch_size=5, **clip)
+    for param, value in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(param.value, value)
+    for name, value in statistics.items():  # the forward pass had moved them
+        np.testing.assert_array_equal(model.layers[1].buffers[name], value)
+    assert optimizer.state_dict(model.parameters())["step"] == 0  # NaN reached it: reset
+
+
+def test_an_optimizer_that_makes_infinite_gradients_finite_is_still_stopped():
+    X = np.linspace(0.1, 1, 10).reshape(-1, 2)  # positive, so x.T @ inf stays +inf (no NaN)
+    model = bp.Sequential([bp.Dense(2, 3), _PoisonedGradient(np.inf), bp.Dense(3, 1)],
+                          seed=0, dtype="float64")
     before = [p.value.copy() for p in model.parameters()]
     with pytest.raises(bp.TrainingDivergedError, match="a gradient became NaN or infinite"):
-        model.fit(X, np.ones(5), loss="mse", optimizer=optimizer(lr=0.1), batch_size=5, **clip)
+        model.fit(X, np.ones(5), loss="mse", optimizer=_SignSGD(lr=0.1), batch_size=5)
     for param, value in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(param.value, value)
 

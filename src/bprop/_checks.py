@@ -48,8 +48,8 @@ def all_finite(array: np.ndarray) -> bool:
     without it, a dot product (one BLAS pass, no temporary) settles the usual case: it is
     finite only if every element is; if it is not (NaN, infinity, or just an overflow of huge
     values), the elements are looked at one by one."""
-    compiled = _kernels.all_finite_kernel()
-    if compiled is not None and array.flags.c_contiguous and array.dtype.char in "fd":
+    compiled = _kernels.compiled("all_finite", array)
+    if compiled is not None:
         return compiled(array)
     flat = array.reshape(-1)
     return bool(np.isfinite(np.dot(flat, flat)) or np.isfinite(flat).all())
@@ -106,6 +106,7 @@ def as_features(X, name: str, dtype: np.dtype, n_features: int | None = None,
     with np.errstate(over="ignore"):
         cast = array.astype(dtype, copy=False)
     if cast is not array and cast.dtype.kind == "f" and not np.isfinite(cast).all():
+        check_finite(array, name)  # NaN or infinity given, unless the cast overflowed
         raise ValueError(
             f"{name} has values too large for {np.dtype(dtype).name} (largest magnitude "
             f"{np.abs(array).max():.3g}); scale the data or use dtype='float64'"

@@ -21,6 +21,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The results must be the NumPy code's, bit for bit, and the finiteness test must see NaN:
+ * refuse to build (bprop then runs its NumPy code) where the compiler may reorder, contract or
+ * widen float arithmetic, or assume that no value is NaN. */
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) \
+    || (defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0)
+#error "bprop._fused needs IEEE arithmetic: build it without -ffast-math and not for x87"
+#endif
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict
+#endif
+
 /* On x86-64 Linux with glibc, compile the loop for AVX-512 and AVX2 as well as the baseline,
  * and let the loader pick the widest the processor has: the loop is limited by its square
  * roots and divisions, which wider vectors do more of per cycle. */
@@ -87,8 +99,13 @@ static const char *const ARRAY_NAMES[4] = {"values", "grads", "mean_sum", "squar
 static char element_type(const Py_buffer *view)
 {
     const char *format = view->format ? view->format : "B";
-    if (format[0] == '=' || format[0] == '<' || format[0] == '@')
-        format++; /* native byte order and size on the platforms that build this */
+#if PY_LITTLE_ENDIAN
+    const char native_order = '<';
+#else
+    const char native_order = '>';
+#endif
+    if (format[0] == '=' || format[0] == '@' || format[0] == native_order)
+        format++;
     if (strcmp(format, "f") == 0 && view->itemsize == sizeof(float))
         return 'f';
     if (strcmp(format, "d") == 0 && view->itemsize == sizeof(double))
@@ -122,6 +139,17 @@ static PyObject *adam(PyObject *self, PyObject *args)
             PyErr_Format(PyExc_ValueError,
                          "adam: %s must have the same dtype and size as values", ARRAY_NAMES[i]);
             goto done;
+        }
+    }
+    /* The loop promises the compiler (restrict) that the arrays do not overlap. */
+    for (int i = 0; i < 4; i++) {
+        for (int j = i + 1; j < 4; j++) {
+            const char *a = views[i].buf, *b = views[j].buf;
+            if (a < b + views[j].len && b < a + views[i].len) {
+                PyErr_Format(PyExc_ValueError, "adam: %s and %s share memory", ARRAY_NAMES[i],
+                             ARRAY_NAMES[j]);
+                goto done;
+            }
         }
     }
     Py_ssize_t n = views[0].len / views[0].itemsize;
@@ -207,4 +235,13 @@ static struct PyModuleDef module = {
     methods,
 };
 
-PyMODINIT_FUNC PyInit__fused(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fused(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    /* _kernels.py uses the extension only when this matches what it expects */
+    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

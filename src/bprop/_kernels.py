@@ -1,64 +1,61 @@
-"""The optional compiled kernels (the C extension ``bprop._fused``, built at install time).
+"""The optional compiled kernels: the C extension ``bprop._fused``, built at install time.
 
 NumPy cannot fuse element-wise operations, so Adam's update is ten passes over the parameter
 buffer, limited by memory bandwidth. The extension does the same float operations in the same
 order in one pass, so its results are identical (the tests compare the two bit for bit). It
 also tests an array for NaN and infinity in one pass, which ``fit`` does after every step,
-and flushes subnormal numbers to zero (again exactly as the NumPy fallback does).
-When the extension was not built (no C compiler at install time), or with the environment
-variable ``BPROP_NO_FUSED=1``, the NumPy code runs.
+and flushes subnormal numbers to zero, again exactly as the NumPy code does.
+
+Callers ask :func:`compiled` for a kernel and run their NumPy code when it answers None: when
+the extension was not built (no C compiler at install time), is an old build, is switched off
+with the environment variable ``BPROP_NO_FUSED=1``, or cannot take the arrays given.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
+
+#: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
+#: an editable install keeps an old build until it is rebuilt
+API_VERSION = 1
 
 _module: ModuleType | None = None
 _tried = False
 
 
-def _fused() -> ModuleType | None:
+def extension() -> ModuleType | None:
+    """The extension module, or None when it is missing, out of date or switched off."""
     global _module, _tried
     if not _tried:
         _tried = True
         _module = None
         if not os.environ.get("BPROP_NO_FUSED"):
             try:
-                from . import _fused as module
+                from . import _fused
             except ImportError:
                 pass
             else:
-                _module = module
+                if getattr(_fused, "API_VERSION", None) == API_VERSION:
+                    _module = _fused
     return _module
 
 
-def adam_kernel():
-    """``adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k)``,
-    the fused update, or None when the extension is missing or switched off."""
-    module = _fused()
-    return None if module is None else module.adam
-
-
-def all_finite_kernel():
-    """``all_finite(array) -> bool`` for contiguous float arrays, or None (as above)."""
-    module = _fused()
-    return None if module is None else module.all_finite
-
-
-def flush_subnormals(array: np.ndarray) -> None:
-    """Set the subnormal elements of a float array to zero (keeping their sign), in place.
-
-    Arithmetic on subnormal numbers (magnitudes below ``np.finfo(dtype).tiny``) is many times
-    slower on x86 processors. See :meth:`bprop.optim.Optimizer.step` for why this is done.
-    """
-    module = _fused()
-    if module is not None and array.flags.c_contiguous and array.dtype.char in "fd":
-        module.flush_subnormals(array)
-    else:
-        array *= np.abs(array) >= np.finfo(array.dtype).tiny  # x * 1 = x, x * 0 = +-0
+def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
+    """The kernel ``name`` if the extension is there and every array is one it takes:
+    contiguous float32 or float64 in the machine's byte order (all of one dtype)."""
+    module = extension()
+    if module is None:
+        return None
+    dtype = arrays[0].dtype
+    if dtype not in (np.float32, np.float64):  # also refuses the other byte order
+        return None
+    if not all(a.dtype == dtype and a.flags.c_contiguous for a in arrays):
+        return None
+    return getattr(module, name)
 
 
 def reset() -> None:

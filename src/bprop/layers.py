@@ -42,6 +42,10 @@ class Layer:
     n_inputs, n_outputs : int or None
         Feature counts the layer requires and produces; None when the layer keeps whatever
         width it is given (activations).
+
+    In inference (``training=False``) a layer must treat the rows of its input independently
+    (as every layer here does; BatchNorm then uses its running statistics): ``predict`` runs a
+    model over slices of rows.
     """
 
     n_inputs: int | None = None

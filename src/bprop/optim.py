@@ -68,7 +68,7 @@ class Optimizer:
         self.update(values, grads, state)
         if state["step"] % FLUSH_EVERY == 0:
             for array in state["arrays"].values():
-                _kernels.flush_subnormals(array)
+                flush_subnormals(array)
 
     def _state(self, parameters: list[Parameter], values: np.ndarray) -> dict:
         key = tuple(id(p) for p in parameters)
@@ -251,7 +251,7 @@ class Adam(Optimizer):
         s = math.sqrt((1 - beta2) / (1 - beta2**step))
         k = self.lr * (1 - beta1) / ((1 - beta1**step) * s)
         scalar = values.dtype.type
-        fused = _kernels.adam_kernel()
+        fused = _kernels.compiled("adam", values, grads, mean_sum, square_sum)
         if fused is not None:  # one compiled pass, the same arithmetic (see _fused.c)
             fused(values, grads, mean_sum, square_sum, scalar(beta1), scalar(beta2),
                   scalar(self.eps / s), scalar(1 / k))
@@ -355,7 +355,17 @@ def fused_adam_available() -> bool:
     """Whether Adam and AdamW run their compiled one-pass update (the C extension built by
     ``pip install`` where a C compiler is found, and not switched off with
     ``BPROP_NO_FUSED=1``). The results are the same either way; only the speed differs."""
-    return _kernels.adam_kernel() is not None
+    return _kernels.extension() is not None
+
+
+def flush_subnormals(array: np.ndarray) -> None:
+    """Set the subnormal elements of a float array (magnitudes below ``np.finfo(dtype).tiny``)
+    to zero, keeping their sign, in place. See :meth:`Optimizer.step` for why."""
+    compiled = _kernels.compiled("flush_subnormals", array)
+    if compiled is not None:
+        compiled(array)
+    else:
+        array *= np.abs(array) >= np.finfo(array.dtype).tiny  # x * 1 = x, x * 0 = +-0
 
 
 # -- gradient clipping -----------------------------------------------------------------------

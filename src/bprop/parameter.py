@@ -52,15 +52,16 @@ class Parameter:
     (array([[3., 4.]]), array([[0., 0.]]))
     """
 
-    __slots__ = ("_value", "_grad", "decay", "_home", "_zeroed", "_stale", "__weakref__")
+    __slots__ = ("_value", "_grad", "decay", "_home", "_zeroed", "_fill_pending", "__weakref__")
 
     def __init__(self, value, *, decay: bool = True):
         array = np.array(value, copy=True)
         self._value = array if array.dtype.kind == "f" else array.astype(np.float64)
         self._grad = np.zeros_like(self._value)
         # _zeroed: the gradient is zero and no one has been handed the array since, so the next
-        # accumulate may overwrite it. _stale: zero_grad has not filled the array yet.
-        self._zeroed, self._stale = True, False
+        # accumulate may overwrite it. _fill_pending: the gradient is zero but zero_grad has not
+        # filled the array yet (so _fill_pending implies _zeroed).
+        self._zeroed, self._fill_pending = True, False
         self.decay = decay
         self._home: tuple[FlatBuffer, int, int] | None = None
 
@@ -85,7 +86,7 @@ class Parameter:
     @property
     def grad(self) -> np.ndarray:
         # Whoever holds the array may write into it, so it can no longer be assumed zero.
-        self._fill_if_stale()
+        self._fill_if_pending()
         self._zeroed = False
         return self._grad
 
@@ -97,22 +98,23 @@ class Parameter:
                 raise ValueError(f"cannot set a gradient of shape {self._grad.shape} to an "
                                  f"array of shape {np.shape(new_grad)}")
             self._grad[...] = new_grad
-        self._zeroed = self._stale = False
+        self._zeroed = self._fill_pending = False
 
     def zero_grad(self) -> None:
-        """Set the gradient to zero."""
-        self._zeroed = self._stale = True
+        """Set the gradient to zero. (The array is filled when the gradient is next read or
+        written: an array taken from ``grad`` before this call keeps its values until then.)"""
+        self._zeroed = self._fill_pending = True
 
-    def _fill_if_stale(self) -> None:
-        if self._stale:
+    def _fill_if_pending(self) -> None:
+        if self._fill_pending:
             self._grad.fill(0)
-            self._stale = False
+            self._fill_pending = False
 
     def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``."""
         if self._zeroed:
             np.matmul(a, b, out=self._grad)
-            self._zeroed = self._stale = False
+            self._zeroed = self._fill_pending = False
         else:
             self._grad += a @ b
 
@@ -120,7 +122,7 @@ class Parameter:
         """``grad += array.sum(axis)``."""
         if self._zeroed:
             np.add.reduce(array, axis=axis, out=self._grad)  # np.sum, minus its Python wrapper
-            self._zeroed = self._stale = False
+            self._zeroed = self._fill_pending = False
         else:
             self._grad += array.sum(axis=axis)
 
@@ -138,7 +140,7 @@ class Parameter:
 
     def astype(self, dtype) -> None:
         """Convert value and gradient to ``dtype`` in place (leaving any shared buffer)."""
-        self._fill_if_stale()
+        self._fill_if_pending()
         self._value = self._value.astype(dtype)
         self._grad = self._grad.astype(dtype)
         self._home = None
@@ -148,15 +150,15 @@ class Parameter:
 
     def __getstate__(self):
         # Copies (deepcopy, pickling by the user) own their arrays; they are not in a buffer.
-        self._fill_if_stale()
-        return {"value": self._value.copy(), "grad": self._grad.copy(), "decay": self.decay}
+        grad = np.zeros_like(self._grad) if self._fill_pending else self._grad.copy()
+        return {"value": self._value.copy(), "grad": grad, "decay": self.decay}
 
     def __setstate__(self, state):
         self._value = state["value"]
         self._grad = state["grad"]
         self.decay = state["decay"]
         self._home = None
-        self._zeroed, self._stale = not state["grad"].any(), False
+        self._zeroed, self._fill_pending = not state["grad"].any(), False
 
 
 def pack(parameters: Sequence[Parameter]) -> FlatBuffer:
@@ -176,7 +178,8 @@ def pack(parameters: Sequence[Parameter]) -> FlatBuffer:
     for param in parameters:
         stop = start + param.size
         buffer.values[start:stop] = param.value.ravel()
-        buffer.grads[start:stop] = param.grad.ravel()
+        param._fill_if_pending()  # (not param.grad, which would give up a known zero)
+        buffer.grads[start:stop] = param._grad.ravel()
         param._value = buffer.values[start:stop].reshape(param.shape)
         param._grad = buffer.grads[start:stop].reshape(param.shape)
         param._home = (buffer, start, stop)
@@ -199,7 +202,7 @@ def flat_views(parameters: Iterable[Parameter]) -> tuple[np.ndarray, np.ndarray]
                 f"expected Parameter objects (from model.parameters()), got {type(param).__name__}"
             )
         # The caller gets the gradients to read (and may write them), as through param.grad.
-        param._fill_if_stale()
+        param._fill_if_pending()
         param._zeroed = False
     first = parameters[0]._home
     if first is not None:
