@@ -2,12 +2,12 @@
 
 Every peer starts from the same weights and trains the same network (default 784-256-128-10,
 ReLU, softmax cross-entropy, Adam lr 1e-3, float32, 5 epochs) on MNIST, each in a process of
-its own (``bprop.compare`` does the training and measuring). The peers take turns over three
+its own (``bprop.compare`` does the training and measuring). The peers take turns over five
 rounds (``--rounds``), so that the machine's drifting speed is shared out between them.
-Reported per peer: seconds per epoch (median, first epoch excluded; the median over the
-rounds, with their range), bprop's time as a fraction of the peer's, achieved GFLOP/s against
-the matrix-product peak measured here, test accuracy, peak memory, and the time to predict
-the test set. Missing peers are skipped with a message.
+Reported per peer: seconds per epoch (median over the epochs, first epoch excluded; the best
+round's, with the range of all rounds), bprop's time as a fraction of the peer's, achieved
+GFLOP/s against the matrix-product peak measured here, test accuracy, peak memory, and the
+time to predict the test set (best round). Missing peers are skipped with a message.
 
     python benchmarks/benchmark.py                         # batch 128 and 32, float32
     python benchmarks/benchmark.py --batch-sizes 32,128,512 --dtype float64 --json out.json
@@ -73,9 +73,10 @@ def run(args) -> dict:
           f"NumPy {args.dtype} GEMM peak {peak:.0f} GFLOP/s; bprop's Adam: {adam}", flush=True)
     peers = args.peers.split(",")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        # The machine's speed drifts (other work on the host), so the peers take turns: each
-        # round trains every peer once, starting one peer later than the round before, and a
-        # peer's figures are the medians over the rounds.
+        # The machine's speed drifts (other work on the host slows a whole process down by
+        # up to half at times), so the peers take turns: each round trains every peer once,
+        # starting one peer later than the round before, and a peer's time is its best
+        # round's (such slowdowns only ever add time), with the range of all rounds beside it.
         rounds = []
         for r in range(args.rounds):
             order = peers[r % len(peers):] + peers[:r % len(peers)]
@@ -90,15 +91,15 @@ def run(args) -> dict:
                for peer in peers}
         skipped = {r.peer: r.status for result in rounds for r in result.results
                    if r.status != "ok"}  # a peer that failed in any round says so
-        medians = {peer: {"epoch": float(np.median([r.seconds_per_epoch for r in runs])),
-                          "predict": float(np.median([r.predict_seconds for r in runs]))}
-                   for peer, runs in ran.items() if runs}
-        ours = medians.get("bprop")
+        best = {peer: {"epoch": min(r.seconds_per_epoch for r in runs),
+                       "predict": min(r.predict_seconds for r in runs)}
+                for peer, runs in ran.items() if runs}
+        ours = best.get("bprop")
         rows = []
         for peer, runs in ran.items():
             if not runs:
                 continue
-            seconds, predict = medians[peer]["epoch"], medians[peer]["predict"]
+            seconds, predict = best[peer]["epoch"], best[peer]["predict"]
             rows.append({
                 "peer": peer, "version": runs[0].version, "seconds_per_epoch": seconds,
                 "rounds_seconds_per_epoch": [r.seconds_per_epoch for r in runs],
@@ -125,7 +126,7 @@ def print_run(run_report: dict, args) -> None:
     batch = run_report["batch_size"]
     print(f"\n## batch {batch}, {args.dtype}, {args.optimizer}, {args.epochs} epochs, "
           f"{run_report['flops_per_epoch'] / 1e9:.1f} GFLOP of matrix products per epoch, "
-          f"medians of {args.rounds} round(s)")
+          f"best of {args.rounds} round(s)")
     header = ("peer", "s/epoch", "rounds' range", "bprop/peer", "GFLOP/s", "% peak",
               "test acc", "peak RSS MB", "predict s", "bprop/peer")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
@@ -179,8 +180,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--peers", default="bprop,torch,jax,sklearn")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="train every peer this many times, taking turns (default 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="train every peer this many times, taking turns (default 5)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--openblas", default="as-set", choices=["as-set", "unset", "both"],
                         help="run with the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE "
