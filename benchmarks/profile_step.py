@@ -4,7 +4,7 @@ Times the phases of bprop's training step as ``fit`` runs it (784-256-128-10 ReL
 cross-entropy, Adam, float32, MNIST) over one epoch, and the same matrix products on their own,
 and prints the fraction of the step that is matrix products.
 
-    python benchmarks/profile_step.py [--batch-size 128]
+    python benchmarks/profile_step.py [--batch-size 128] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ from bprop._checks import all_finite
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared"
                                                   / "data" / "mnist"))
     args = parser.parse_args()
     data_dir = args.data_dir if Path(args.data_dir).is_dir() else None
     (X, y), _ = bp.datasets.load_mnist(data_dir)
+    X = X.astype(args.dtype, copy=False)
     sizes = [784, 256, 128, 10]
     model = bp.Sequential([bp.Dense(784, 256), bp.ReLU(), bp.Dense(256, 128), bp.ReLU(),
-                           bp.Dense(128, 10)], seed=0)
+                           bp.Dense(128, 10)], seed=0, dtype=args.dtype)
     loss, optimizer = bp.SoftmaxCrossEntropy(), bp.Adam(1e-3)
     parameters = model.parameters()
     values = bp.parameter.flat_views(parameters)[0]
@@ -64,9 +66,10 @@ def main() -> None:
                 totals[name] += b - a
         phases = totals
     step_total = sum(phases.values())
-    matmul = matmul_seconds(sizes, len(X), args.batch_size)
+    matmul = matmul_seconds(sizes, len(X), args.batch_size, args.dtype)
     print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
-          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}, batch {args.batch_size}")
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}, batch {args.batch_size}, "
+          f"{args.dtype}")
     print("| phase (one epoch) | seconds | share |\n|---|---|---|")
     for name, seconds in phases.items():
         print(f"| {name} | {seconds:.3f} | {seconds / step_total:.0%} |")
@@ -75,12 +78,12 @@ def main() -> None:
           f"{matmul / step_total:.0%} of the training time")
 
 
-def matmul_seconds(sizes: list[int], n_samples: int, batch: int) -> float:
+def matmul_seconds(sizes: list[int], n_samples: int, batch: int, dtype: str) -> float:
     """One epoch of the network's matrix products (forward, weight and input gradients)."""
     rng = np.random.default_rng(0)
-    weights = [rng.standard_normal((a, b)).astype(np.float32)
+    weights = [rng.standard_normal((a, b)).astype(dtype)
                for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-    acts = [rng.standard_normal((batch, n)).astype(np.float32) for n in sizes]
+    acts = [rng.standard_normal((batch, n)).astype(dtype) for n in sizes]
 
     def step():
         for i, W in enumerate(weights):
