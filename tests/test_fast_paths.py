@@ -303,6 +303,66 @@ def test_the_compiled_adam_gives_exactly_the_numpy_result(dtype, size, make_opti
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("poison", [None, np.nan, np.inf], ids=["finite", "nan", "inf"])
+def test_the_guarded_step_keeps_the_old_values_and_sees_divergence(dtype, poison, monkeypatch):
+    """guarded_step = copy the values, step, test the result: in one compiled pass for Adam,
+    in three for the NumPy code, with the same results either way."""
+    results = []
+    for fused in (True, False):
+        use_compiled_kernels(fused, monkeypatch)
+        rng = np.random.default_rng(1)
+        param = bp.Parameter(rng.standard_normal(1003).astype(dtype))
+        optimizer = bp.Adam(lr=1e-2)
+        backup = np.empty(param.size, dtype=dtype)
+        for step in range(3):
+            param.grad[...] = rng.standard_normal(param.size).astype(dtype)
+            if step == 2 and poison is not None:
+                param.grad[500] = poison
+            before = param.value.copy()
+            with np.errstate(invalid="ignore", over="ignore"):  # as fit runs it
+                finite = optimizer.guarded_step([param], backup)
+            np.testing.assert_array_equal(backup, before)
+            assert finite == (step < 2 or poison is None)
+        state = optimizer.state_dict([param])["arrays"]
+        results.append([param.value.copy(), state["mean_sum"], state["square_sum"]])
+    for compiled, plain in zip(*results, strict=True):
+        np.testing.assert_array_equal(compiled, plain)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: bp.SGD(lr=0.1, momentum=0.9), lambda: bp.RMSProp(), lambda: bp.AdamW(),
+    lambda: bp.Adam(weight_decay=0.1), lambda: _AdamWithItsOwnUpdate(),
+], ids=["sgd", "rmsprop", "adamw", "adam-l2", "adam-subclass"])
+def test_every_optimizer_s_guarded_step_is_its_step(make_optimizer):
+    params, guarded = [], []
+    for use_guard in (False, True):
+        rng = np.random.default_rng(2)
+        param = bp.Parameter(rng.standard_normal(50))
+        optimizer = make_optimizer()
+        backup = np.empty(50)
+        for _ in range(3):
+            param.grad[...] = rng.standard_normal(50)
+            before = param.value.copy()
+            if use_guard:
+                assert optimizer.guarded_step([param], backup)
+                np.testing.assert_array_equal(backup, before)
+            else:
+                optimizer.step([param])
+        params.append(param.value.copy())
+        param.grad[0] = np.nan
+        guarded.append(optimizer.guarded_step([param], backup))
+    np.testing.assert_array_equal(params[0], params[1])
+    assert guarded == [False, False]  # a NaN gradient is seen whichever way the step is taken
+
+
+class _AdamWithItsOwnUpdate(bp.Adam):
+    """Adam's state, plain gradient descent: its guarded step must run this update."""
+
+    def update(self, values, grads, state):
+        values -= self.lr * grads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monkeypatch):
     tiny = np.finfo(dtype).tiny
     results = []
@@ -398,6 +458,11 @@ def test_the_extension_refuses_arrays_it_cannot_update():
         fused.adam(*good[:3], np.zeros(4, np.float32), 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
         fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-8, 1.0)
+    assert fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, np.zeros(5, np.float32)) is True
+    with pytest.raises(ValueError, match="backup must have the same dtype and size"):
+        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, np.zeros(5))
+    with pytest.raises(ValueError, match="values and backup share memory"):
+        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, good[0])
     with pytest.raises(ValueError, match="values and mean_sum share memory"):
         fused.adam(good[0], good[1], good[0], good[3], 0.9, 0.999, 1e-8, 1.0)
     halves = np.zeros(8, np.float32)

@@ -13,6 +13,8 @@
  *
  * Per element, with M and V the moments kept as sums (see optim.Adam):
  *     M <- b1 M + g,   V <- b2 V + g^2,   value <- value - M / ((sqrt(V) + eps_over_s) * inverse_k)
+ * and, for fit's guard against divergence, the old value kept in a backup array and the new
+ * one tested for NaN and infinity, in the same pass.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,34 +47,46 @@
 #define WIDEST_VECTORS
 #endif
 
-#define ADAM_LOOP(type, root)                                                      \
-    WIDEST_VECTORS static void adam_##type(                                        \
-        type *restrict values, const type *restrict grads, type *restrict mean_sum, \
-        type *restrict square_sum, Py_ssize_t n, type beta1, type beta2,           \
-        type eps_over_s, type inverse_k)                                           \
-    {                                                                              \
-        for (Py_ssize_t i = 0; i < n; i++) {                                       \
-            type g = grads[i];                                                     \
-            type m = mean_sum[i] * beta1 + g;                                      \
-            type v = square_sum[i] * beta2 + g * g;                                \
-            mean_sum[i] = m;                                                       \
-            square_sum[i] = v;                                                     \
-            type denominator = root(v);                                            \
-            denominator += eps_over_s;                                             \
-            denominator *= inverse_k;                                              \
-            values[i] -= m / denominator;                                          \
-        }                                                                          \
+/* One Adam step over n elements; returns whether every updated value is finite. With KEEP,
+ * each value is first copied into backup (so that the caller can undo the step): one pass
+ * instead of a copy before the step and a check after it. x - x is 0 for finite x and NaN for
+ * NaN or infinity, and NaN == 0 is false; an integer AND, unlike a running float test, lets
+ * the loop be vectorised. */
+#define ADAM_LOOP(type, root, name, KEEP)                                            \
+    WIDEST_VECTORS static int name(type *restrict values, const type *restrict grads,  \
+                                   type *restrict mean_sum, type *restrict square_sum, \
+                                   type *restrict backup, Py_ssize_t n, type beta1,    \
+                                   type beta2, type eps_over_s, type inverse_k)        \
+    {                                                                                \
+        int finite = 1;                                                              \
+        for (Py_ssize_t i = 0; i < n; i++) {                                         \
+            type g = grads[i];                                                       \
+            type m = mean_sum[i] * beta1 + g;                                        \
+            type v = square_sum[i] * beta2 + g * g;                                  \
+            mean_sum[i] = m;                                                         \
+            square_sum[i] = v;                                                       \
+            type denominator = root(v);                                              \
+            denominator += eps_over_s;                                               \
+            denominator *= inverse_k;                                                \
+            type value = values[i];                                                  \
+            if (KEEP)                                                                \
+                backup[i] = value;                                                   \
+            value -= m / denominator;                                                \
+            values[i] = value;                                                       \
+            finite &= (value - value == 0);                                          \
+        }                                                                            \
+        return finite;                                                               \
     }
 
-ADAM_LOOP(float, sqrtf)
-ADAM_LOOP(double, sqrt)
+ADAM_LOOP(float, sqrtf, adam_float, 0)
+ADAM_LOOP(double, sqrt, adam_double, 0)
+ADAM_LOOP(float, sqrtf, adam_keep_float, 1)
+ADAM_LOOP(double, sqrt, adam_keep_double, 1)
 
 #define FINITE_LOOP(type)                                                            \
     WIDEST_VECTORS static int all_finite_##type(const type *restrict x, Py_ssize_t n)   \
     {                                                                                \
-        /* x - x is 0 for finite x and NaN for NaN or infinity, and NaN == 0 is false. An \
-         * integer AND, unlike a running float test, lets the loop be vectorised. */      \
-        int finite = 1;                                                              \
+        int finite = 1; /* as in ADAM_LOOP */                                                              \
         for (Py_ssize_t i = 0; i < n; i++)                                           \
             finite &= (x[i] - x[i] == 0);                                            \
         return finite;                                                               \
@@ -93,7 +107,8 @@ FINITE_LOOP(double)
 FLUSH_LOOP(float, fabsf, FLT_MIN)
 FLUSH_LOOP(double, fabs, DBL_MIN)
 
-static const char *const ARRAY_NAMES[4] = {"values", "grads", "mean_sum", "square_sum"};
+static const char *const ARRAY_NAMES[5] = {"values", "grads", "mean_sum", "square_sum",
+                                           "backup"};
 
 /* Which of float32 ('f') or float64 ('d') a buffer holds, or 0 for anything else. */
 static char element_type(const Py_buffer *view)
@@ -115,16 +130,17 @@ static char element_type(const Py_buffer *view)
 
 static PyObject *adam(PyObject *self, PyObject *args)
 {
-    PyObject *arrays[4];
+    PyObject *arrays[5] = {NULL, NULL, NULL, NULL, Py_None};
     double beta1, beta2, eps_over_s, inverse_k;
-    if (!PyArg_ParseTuple(args, "OOOOdddd:adam", &arrays[0], &arrays[1], &arrays[2],
-                          &arrays[3], &beta1, &beta2, &eps_over_s, &inverse_k))
+    if (!PyArg_ParseTuple(args, "OOOOdddd|O:adam", &arrays[0], &arrays[1], &arrays[2],
+                          &arrays[3], &beta1, &beta2, &eps_over_s, &inverse_k, &arrays[4]))
         return NULL;
+    int count = arrays[4] == Py_None ? 4 : 5; /* with a backup array or without */
 
-    Py_buffer views[4];
-    int taken = 0;
+    Py_buffer views[5];
+    int taken = 0, finite = 0;
     PyObject *result = NULL;
-    for (; taken < 4; taken++) {
+    for (; taken < count; taken++) {
         int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (taken == 1 ? 0 : PyBUF_WRITABLE);
         if (PyObject_GetBuffer(arrays[taken], &views[taken], flags) < 0)
             goto done;
@@ -134,7 +150,7 @@ static PyObject *adam(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "adam: values must be float32 or float64");
         goto done;
     }
-    for (int i = 1; i < 4; i++) {
+    for (int i = 1; i < count; i++) {
         if (element_type(&views[i]) != type || views[i].len != views[0].len) {
             PyErr_Format(PyExc_ValueError,
                          "adam: %s must have the same dtype and size as values", ARRAY_NAMES[i]);
@@ -142,8 +158,8 @@ static PyObject *adam(PyObject *self, PyObject *args)
         }
     }
     /* The loop promises the compiler (restrict) that the arrays do not overlap. */
-    for (int i = 0; i < 4; i++) {
-        for (int j = i + 1; j < 4; j++) {
+    for (int i = 0; i < count; i++) {
+        for (int j = i + 1; j < count; j++) {
             const char *a = views[i].buf, *b = views[j].buf;
             if (a < b + views[j].len && b < a + views[i].len) {
                 PyErr_Format(PyExc_ValueError, "adam: %s and %s share memory", ARRAY_NAMES[i],
@@ -153,16 +169,18 @@ static PyObject *adam(PyObject *self, PyObject *args)
         }
     }
     Py_ssize_t n = views[0].len / views[0].itemsize;
+    void *backup = count == 5 ? views[4].buf : NULL;
     Py_BEGIN_ALLOW_THREADS
     if (type == 'f')
-        adam_float(views[0].buf, views[1].buf, views[2].buf, views[3].buf, n, (float)beta1,
-                   (float)beta2, (float)eps_over_s, (float)inverse_k);
+        finite = (backup ? adam_keep_float : adam_float)(
+            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, (float)beta1,
+            (float)beta2, (float)eps_over_s, (float)inverse_k);
     else
-        adam_double(views[0].buf, views[1].buf, views[2].buf, views[3].buf, n, beta1, beta2,
-                    eps_over_s, inverse_k);
+        finite = (backup ? adam_keep_double : adam_double)(
+            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, beta1, beta2,
+            eps_over_s, inverse_k);
     Py_END_ALLOW_THREADS
-    result = Py_None;
-    Py_INCREF(result);
+    result = PyBool_FromLong(finite);
 done:
     while (taken > 0)
         PyBuffer_Release(&views[--taken]);
@@ -216,10 +234,13 @@ static PyObject *flush_subnormals(PyObject *self, PyObject *array)
 
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
-     "adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k)\n\n"
-     "One Adam step in place over four contiguous arrays of one dtype (float32 or float64):\n"
-     "M = beta1 M + g; V = beta2 V + g*g; values -= M / ((sqrt(V) + eps_over_s) * inverse_k).\n"
-     "The scalars are rounded to the arrays' dtype first, as NumPy does."},
+     "adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k,\n"
+     "     backup=None) -> bool\n\n"
+     "One Adam step in place over separate contiguous arrays of one dtype (float32 or\n"
+     "float64): M = beta1 M + g; V = beta2 V + g*g; values -= M / ((sqrt(V) + eps_over_s) *\n"
+     "inverse_k). The scalars are rounded to the arrays' dtype first, as NumPy does. With\n"
+     "backup, the values are first copied into it. Returns whether every updated value is\n"
+     "finite."},
     {"all_finite", all_finite, METH_O,
      "all_finite(array)\n\nWhether every element of a contiguous float32 or float64 array is\n"
      "finite (no NaN, no infinity), in one vectorised pass."},
@@ -239,7 +260,7 @@ PyMODINIT_FUNC PyInit__fused(void)
 {
     PyObject *m = PyModule_Create(&module);
     /* _kernels.py uses the extension only when this matches what it expects */
-    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 1) < 0) {
+    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 2) < 0) {
         Py_DECREF(m);
         return NULL;
     }

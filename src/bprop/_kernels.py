@@ -21,7 +21,7 @@ import numpy as np
 
 #: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
 #: an editable install keeps an old build until it is rebuilt
-API_VERSION = 1
+API_VERSION = 2
 
 _module: ModuleType | None = None
 _tried = False

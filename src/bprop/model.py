@@ -695,9 +695,7 @@ class _TrainingStep:
             clip_grad_value(parameters, self.clip_value)
         if self.clip_norm is not None:
             clip_grad_norm(parameters, self.clip_norm)
-        self.values_before[...] = self.values
-        self.optimizer.step(parameters)
-        if not all_finite(self.values):
+        if not self.optimizer.guarded_step(parameters, self.values_before):
             self.values[...] = self.values_before
             self._restore(saved_buffers)
             if all_finite(self.grads):  # (as the step read them)

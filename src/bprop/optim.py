@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import _kernels
-from ._checks import check_positive_float
+from ._checks import all_finite, check_positive_float
 from .parameter import Parameter, flat_views
 
 #: how often (in steps) an optimizer sets subnormal values in its state to zero; see
@@ -61,14 +61,37 @@ class Optimizer:
         step that such a moment would have given a weight (below 1e-33 with Adam's defaults) is
         below the last bit of any weight that is not itself almost zero.
         """
+        self._step(parameters, backup=None)
+
+    def guarded_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
+        """:meth:`step`, made undoable: the parameters' values are first copied into ``backup``
+        (a 1-D array of their total size and dtype), and the result says whether every
+        updated value is finite. ``fit`` takes its steps this way and, on False, puts
+        ``backup`` back. (Adam copies, updates and checks in one compiled pass.)"""
+        return self._step(parameters, backup)
+
+    def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
         parameters = list(parameters)
         values, grads = flat_views(parameters)
         state = self._state(parameters, values)
         state["step"] += 1
-        self.update(values, grads, state)
+        finite = True
+        if backup is None:
+            self.update(values, grads, state)
+        else:
+            finite = self._guarded_update(values, grads, state, backup)
         if state["step"] % FLUSH_EVERY == 0:
             for array in state["arrays"].values():
                 flush_subnormals(array)
+        return finite
+
+    def _guarded_update(self, values: np.ndarray, grads: np.ndarray, state: dict,
+                        backup: np.ndarray) -> bool:
+        """:meth:`update` with the values first copied into ``backup``; whether the updated
+        values are all finite. An optimizer may do this in one pass instead (Adam does)."""
+        backup[...] = values
+        self.update(values, grads, state)
+        return all_finite(values)
 
     def _state(self, parameters: list[Parameter], values: np.ndarray) -> dict:
         key = tuple(id(p) for p in parameters)
@@ -235,7 +258,18 @@ class Adam(Optimizer):
             grads = grads + self.weight_decay * self._decayed(values, state)
         self._adam_step(values, grads, state)
 
-    def _adam_step(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+    def _guarded_update(self, values: np.ndarray, grads: np.ndarray, state: dict,
+                        backup: np.ndarray) -> bool:
+        if type(self).update is not Adam.update:  # AdamW, or a subclass's own update
+            return super()._guarded_update(values, grads, state, backup)
+        if self.weight_decay:
+            grads = grads + self.weight_decay * self._decayed(values, state)
+        return self._adam_step(values, grads, state, backup)
+
+    def _adam_step(self, values: np.ndarray, grads: np.ndarray, state: dict,
+                   backup: np.ndarray | None = None) -> bool:
+        """The update (after any weight decay). With ``backup``, the values are first copied
+        into it and the result says whether every updated value is finite (True without)."""
         beta1, beta2 = self.betas
         step = state["step"]
         # The moments are kept as sums, M = m / (1 - b1) and V = v / (1 - b2), which update
@@ -251,11 +285,14 @@ class Adam(Optimizer):
         s = math.sqrt((1 - beta2) / (1 - beta2**step))
         k = self.lr * (1 - beta1) / ((1 - beta1**step) * s)
         scalar = values.dtype.type
-        fused = _kernels.compiled("adam", values, grads, mean_sum, square_sum)
+        arrays = (values, grads, mean_sum, square_sum) + ((backup,) if backup is not None else ())
+        fused = _kernels.compiled("adam", *arrays)
         if fused is not None:  # one compiled pass, the same arithmetic (see _fused.c)
-            fused(values, grads, mean_sum, square_sum, scalar(beta1), scalar(beta2),
-                  scalar(self.eps / s), scalar(1 / k))
-            return
+            finite = fused(*arrays[:4], scalar(beta1), scalar(beta2), scalar(self.eps / s),
+                           scalar(1 / k), *arrays[4:])
+            return finite or backup is None
+        if backup is not None:
+            backup[...] = values
         work = self._scratch(state, values)
         mean_sum *= beta1
         mean_sum += grads
@@ -267,6 +304,7 @@ class Adam(Optimizer):
         work *= 1 / k
         np.divide(mean_sum, work, out=work)
         values -= work
+        return backup is None or all_finite(values)
 
     def state_names(self) -> tuple[str, ...]:
         return ("mean_sum", "square_sum")
