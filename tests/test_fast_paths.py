@@ -355,6 +355,37 @@ def test_every_optimizer_s_guarded_step_is_its_step(make_optimizer):
     assert guarded == [False, False]  # a NaN gradient is seen whichever way the step is taken
 
 
+class _SGDWithItsOwnStep(bp.SGD):
+    """A subclass that wraps step (here: every step taken twice): fit must keep it."""
+
+    def step(self, parameters):
+        parameters = list(parameters)
+        super().step(parameters)
+        super().step(parameters)
+
+
+def test_a_subclass_s_own_step_is_what_the_guarded_step_takes():
+    optimizer = _SGDWithItsOwnStep(lr=0.5)
+    param = bp.Parameter([1.0, 2.0])
+    param.grad[...] = [1.0, 1.0]
+    backup = np.empty(2)
+    assert optimizer.guarded_step([param], backup)
+    np.testing.assert_array_equal(backup, [1.0, 2.0])
+    np.testing.assert_array_equal(param.value, [0.0, 1.0])  # two steps of 0.5
+
+
+@pytest.mark.parametrize("backup", [np.empty(3), np.empty(2, np.float32), [0.0, 0.0]],
+                         ids=["size", "dtype", "list"])
+def test_a_backup_that_does_not_fit_is_refused_before_anything_changes(backup):
+    optimizer = bp.Adam()
+    param = bp.Parameter([1.0, 2.0])
+    param.grad[...] = [1.0, 1.0]
+    with pytest.raises(ValueError, match=r"backup must be a float64 array of shape \(2,\)"):
+        optimizer.guarded_step([param], backup)
+    assert optimizer.state_dict([param])["step"] == 0
+    np.testing.assert_array_equal(param.value, [1.0, 2.0])
+
+
 class _AdamWithItsOwnUpdate(bp.Adam):
     """Adam's state, plain gradient descent: its guarded step must run this update."""
 
@@ -458,9 +489,10 @@ def test_the_extension_refuses_arrays_it_cannot_update():
         fused.adam(*good[:3], np.zeros(4, np.float32), 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
         fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-8, 1.0)
-    assert fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, np.zeros(5, np.float32)) is True
+    backups = [np.zeros(5, np.float32), np.zeros(5)]
+    assert fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, backups[0]) is True
     with pytest.raises(ValueError, match="backup must have the same dtype and size"):
-        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, np.zeros(5))
+        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, backups[1])
     with pytest.raises(ValueError, match="values and backup share memory"):
         fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, good[0])
     with pytest.raises(ValueError, match="values and mean_sum share memory"):
@@ -469,7 +501,7 @@ def test_the_extension_refuses_arrays_it_cannot_update():
     with pytest.raises(ValueError, match="grads and square_sum share memory"):
         fused.adam(good[0][:4], halves[:4], good[2][:4], halves[3:7], 0.9, 0.999, 1e-8, 1.0)
     # The arrays' buffers were released on every error path: they can still be resized.
-    for array in (*good, halves):
+    for array in (*good, halves, *backups):
         array.resize(array.size + 1, refcheck=False)
     read_only = np.zeros(5, np.float32)
     read_only.flags.writeable = False
@@ -477,3 +509,6 @@ def test_the_extension_refuses_arrays_it_cannot_update():
         fused.adam(read_only, *good[1:], 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.flush_subnormals(read_only)
+    with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
+        fused.adam(*[np.zeros(5, np.float32) for _ in range(4)], 0.9, 0.999, 1e-8, 1.0,
+                   read_only)

@@ -234,8 +234,8 @@ static PyObject *flush_subnormals(PyObject *self, PyObject *array)
 
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
-     "adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k,\n"
-     "     backup=None) -> bool\n\n"
+     "adam(values, grads, mean_sum, square_sum, beta1, beta2, eps_over_s, inverse_k\n"
+     "     [, backup]) -> bool\n\n"
      "One Adam step in place over separate contiguous arrays of one dtype (float32 or\n"
      "float64): M = beta1 M + g; V = beta2 V + g*g; values -= M / ((sqrt(V) + eps_over_s) *\n"
      "inverse_k). The scalars are rounded to the arrays' dtype first, as NumPy does. With\n"

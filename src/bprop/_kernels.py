@@ -2,9 +2,10 @@
 
 NumPy cannot fuse element-wise operations, so Adam's update is ten passes over the parameter
 buffer, limited by memory bandwidth. The extension does the same float operations in the same
-order in one pass, so its results are identical (the tests compare the two bit for bit). It
-also tests an array for NaN and infinity in one pass, which ``fit`` does after every step,
-and flushes subnormal numbers to zero, again exactly as the NumPy code does.
+order in one pass, so its results are identical (the tests compare the two bit for bit), and
+for ``fit`` it keeps the old values and tests the new ones for NaN and infinity in the same
+pass. The extension also tests any array for NaN and infinity in one pass, and flushes
+subnormal numbers to zero, again exactly as the NumPy code does.
 
 Callers ask :func:`compiled` for a kernel and run their NumPy code when it answers None: when
 the extension was not built (no C compiler at install time), is an old build, is switched off

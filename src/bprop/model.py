@@ -7,6 +7,9 @@ The explicit loop that ``fit`` runs for every mini-batch is::
     model.zero_grad()
     model.backward(loss.backward())          # layers in reverse: the chain rule
     optimizer.step(model.parameters())       # weights -= lr * gradient (or a smarter rule)
+
+(``fit`` takes the last step as ``optimizer.guarded_step(parameters, backup)``, which also
+keeps the old weights, so that a step that makes them NaN or infinite can be undone.)
 """
 
 from __future__ import annotations
@@ -663,7 +666,7 @@ class _TrainingStep:
         self.values, self.grads = flat_views(self.parameters) if self.parameters else (None, None)
         self.values_before = None if self.values is None else np.empty_like(self.values)
         # A NaN or infinite gradient makes the parameters that bprop's own updates produce
-        # NaN or infinite too, which the check after the step catches, so the gradients need no
+        # NaN or infinite too, which guarded_step's check catches, so the gradients need no
         # pass of their own. Clipping could make an infinite gradient finite, and an update
         # written elsewhere might too (a sign, a clip): then the gradients are looked at first.
         own_update = type(optimizer).update in {cls.update for cls in OPTIMIZERS.values()}

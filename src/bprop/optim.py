@@ -68,11 +68,30 @@ class Optimizer:
         (a 1-D array of their total size and dtype), and the result says whether every
         updated value is finite. ``fit`` takes its steps this way and, on False, puts
         ``backup`` back. (Adam copies, updates and checks in one compiled pass.)"""
+        if type(self).step is not Optimizer.step:  # a subclass's own step: keep it
+            parameters = list(parameters)
+            values = flat_views(parameters)[0]
+            self._check_backup(backup, values)
+            backup[...] = values
+            self.step(parameters)
+            return all_finite(values)
         return self._step(parameters, backup)
+
+    @staticmethod
+    def _check_backup(backup, values: np.ndarray) -> None:
+        if (not isinstance(backup, np.ndarray) or backup.shape != values.shape
+                or backup.dtype != values.dtype):
+            raise ValueError(
+                f"backup must be a {values.dtype} array of shape {values.shape} (all the "
+                f"parameters' values), got {getattr(backup, 'dtype', type(backup).__name__)} "
+                f"{getattr(backup, 'shape', '')}"
+            )
 
     def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
         parameters = list(parameters)
         values, grads = flat_views(parameters)
+        if backup is not None:
+            self._check_backup(backup, values)  # before the state changes
         state = self._state(parameters, values)
         state["step"] += 1
         finite = True
@@ -260,7 +279,8 @@ class Adam(Optimizer):
 
     def _guarded_update(self, values: np.ndarray, grads: np.ndarray, state: dict,
                         backup: np.ndarray) -> bool:
-        if type(self).update is not Adam.update:  # AdamW, or a subclass's own update
+        if (type(self).update is not Adam.update  # AdamW, or a subclass's own update
+                or type(self)._adam_step is not Adam._adam_step):
             return super()._guarded_update(values, grads, state, backup)
         if self.weight_decay:
             grads = grads + self.weight_decay * self._decayed(values, state)
