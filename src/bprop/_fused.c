@@ -187,40 +187,42 @@ done:
     return result;
 }
 
+/* The buffer of one contiguous float32 or float64 array, and which ('f' or 'd'); or 0, with
+ * the error set and nothing held, for anything else. */
+static char float_buffer(PyObject *array, Py_buffer *view, int writable, const char *function)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(array, view, flags) < 0)
+        return 0;
+    char type = element_type(view);
+    if (type == 0) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_TypeError, "%s: the array must be float32 or float64", function);
+    }
+    return type;
+}
+
 static PyObject *all_finite(PyObject *self, PyObject *array)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return NULL;
-    char type = element_type(&view);
-    int finite = 0;
-    if (type == 0) {
-        PyErr_SetString(PyExc_TypeError, "all_finite: the array must be float32 or float64");
-    }
-    else {
-        Py_ssize_t n = view.len / view.itemsize;
-        Py_BEGIN_ALLOW_THREADS
-        finite = type == 'f' ? all_finite_float(view.buf, n) : all_finite_double(view.buf, n);
-        Py_END_ALLOW_THREADS
-    }
-    PyBuffer_Release(&view);
+    char type = float_buffer(array, &view, 0, "all_finite");
     if (type == 0)
         return NULL;
+    Py_ssize_t n = view.len / view.itemsize;
+    int finite;
+    Py_BEGIN_ALLOW_THREADS
+    finite = type == 'f' ? all_finite_float(view.buf, n) : all_finite_double(view.buf, n);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
     return PyBool_FromLong(finite);
 }
 
 static PyObject *flush_subnormals(PyObject *self, PyObject *array)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+    char type = float_buffer(array, &view, 1, "flush_subnormals");
+    if (type == 0)
         return NULL;
-    char type = element_type(&view);
-    if (type == 0) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_TypeError,
-                        "flush_subnormals: the array must be float32 or float64");
-        return NULL;
-    }
     Py_ssize_t n = view.len / view.itemsize;
     Py_BEGIN_ALLOW_THREADS
     if (type == 'f')
