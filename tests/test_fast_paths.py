@@ -512,3 +512,89 @@ def test_the_extension_refuses_arrays_it_cannot_update():
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.adam(*[np.zeros(5, np.float32) for _ in range(4)], 0.9, 0.999, 1e-8, 1.0,
                    read_only)
+
+
+def _special_values(dtype) -> np.ndarray:
+    """Signed zeros, subnormals, NaN, infinities and ordinary numbers (12), repeated 11 times:
+    long enough for the vector loops and their remainders."""
+    tiny = np.finfo(dtype).tiny
+    special = np.array([0.0, -0.0, tiny / 10, -tiny / 10, tiny, -3.0, 2.5, np.nan, -np.nan,
+                        np.inf, -np.inf, 1e-300 if dtype == np.float64 else 1e-30], dtype=dtype)
+    return np.tile(special, 11)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_forward_against_kept_zeros_equals_maximum_with_zero(dtype):
+    layer = bp.ReLU()
+    for shape in [(12, 11), (3, 44), (12, 11)]:  # a new shape, then the first again
+        x = _special_values(dtype)[:np.prod(shape)].reshape(shape)
+        out = layer.forward(x)
+        plain = np.maximum(x, 0)
+        assert out.dtype == dtype and out.shape == shape
+        np.testing.assert_array_equal(out, plain)
+        np.testing.assert_array_equal(np.signbit(out), np.signbit(plain))
+    # The kept zeros follow the input's dtype and stay zero.
+    other = np.float32 if dtype == np.float64 else np.float64
+    assert layer.forward(np.full((12, 11), -1.0, other)).dtype == other
+    assert not layer._zeros.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_relu_backward_gives_exactly_the_numpy_result(dtype, monkeypatch):
+    special = _special_values(dtype)[:12]
+    # every kind of gradient against every kind of forward input, and a remainder of 7
+    # elements after the vector loop
+    forward_in = np.concatenate([np.tile(special, 12), special[:7]]).reshape(-1, 1)
+    grad_out = np.concatenate([np.repeat(special, 12), special[5:12]]).reshape(-1, 1)
+    results = []
+    for fused in (True, False):
+        use_compiled_kernels(fused, monkeypatch)
+        layer = bp.ReLU()
+        layer.forward(forward_in)
+        with np.errstate(invalid="ignore"):  # infinity times 0 (NumPy warns, C does not)
+            grad_in = layer.backward(grad_out)
+        assert grad_in.dtype == dtype and grad_in is not grad_out
+        results.append(grad_in)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(np.signbit(results[0]), np.signbit(results[1]))
+    with np.errstate(invalid="ignore"):
+        expected = grad_out * (np.maximum(forward_in, 0) > 0)
+    np.testing.assert_array_equal(results[1], expected)
+
+
+def test_relu_backward_takes_any_gradient_the_compiled_loop_cannot(monkeypatch):
+    use_compiled_kernels(True, monkeypatch)
+    layer = bp.ReLU()
+    x = np.array([[-1.0, 2.0, 3.0], [4.0, -5.0, 0.0]])
+    layer.forward(x)
+    mask = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    grads = [np.arange(6.0).reshape(2, 3, order="F"),               # not C-ordered
+             np.arange(6, dtype=np.float32).reshape(2, 3),          # another dtype
+             np.arange(6.0).astype(">f8").reshape(2, 3)]            # the other byte order
+    for grad_out in grads:
+        np.testing.assert_array_equal(layer.backward(grad_out), grad_out * mask)
+
+
+def test_the_extension_refuses_relu_arrays_it_cannot_take():
+    fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    good = [np.ones(6), np.ones(6), np.empty(6)]
+    fused.relu_backward(*good)
+    np.testing.assert_array_equal(good[2], 1.0)
+    with pytest.raises(ValueError, match="out must have the same dtype and size as grad_out"):
+        fused.relu_backward(good[0], np.ones(6, np.float32), good[2])
+    with pytest.raises(ValueError, match="grad_in must have the same dtype and size"):
+        fused.relu_backward(good[0], good[1], np.empty(5))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fused.relu_backward(np.ones(6, np.int64), *good[1:])
+    with pytest.raises(ValueError, match="grad_in and grad_out share memory"):
+        fused.relu_backward(good[0], good[1], good[0])
+    shared = np.ones(12)
+    with pytest.raises(ValueError, match="grad_in and out share memory"):
+        fused.relu_backward(good[0], shared[:6], shared[5:11])
+    read_only = np.empty(6)
+    read_only.flags.writeable = False
+    with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
+        fused.relu_backward(*good[:2], read_only)
+    # The buffers were released on every error path: the arrays can still be resized.
+    for array in (*good, shared):
+        array.resize(array.size + 1, refcheck=False)

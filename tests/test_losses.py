@@ -59,6 +59,23 @@ def test_softmax_cross_entropy_delta_is_prediction_minus_target():
     np.testing.assert_allclose(loss.backward(), probs - [[1, 0, 0]])
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("target_kind", ["labels", "one_hot"])
+def test_softmax_cross_entropy_leaves_the_logits_alone(order, target_kind, rng):
+    # It works on a transposed copy; a Fortran-ordered input's transpose is no copy.
+    logits = np.asarray(rng.standard_normal((6, 3)), order=order)
+    kept = logits.copy()
+    labels = np.array([0, 1, 2, 2, 1, 0])
+    target = labels if target_kind == "labels" else np.eye(3)[labels]
+    loss = bp.SoftmaxCrossEntropy()
+    loss.forward(logits, target)
+    np.testing.assert_array_equal(logits, kept)
+    grad = loss.backward()
+    assert grad.shape == (6, 3) and grad.flags.c_contiguous
+    probs = np.exp(kept) / np.exp(kept).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(grad, (probs - np.eye(3)[labels]) / 6, rtol=1e-14, atol=1e-16)
+
+
 @pytest.mark.parametrize("loss, pred, target", [
     (bp.BinaryCrossEntropy(), np.array([[0.0], [1.0], [0.0], [1.0]]), [0, 1, 1, 0]),
     (bp.BinaryCrossEntropy(from_logits=True), np.array([[-1e300], [1e300], [800.0], [-800.0]]),

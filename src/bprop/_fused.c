@@ -1,6 +1,6 @@
 /*
- * bprop._fused: Adam's update as one pass over the parameter buffer, a fast test that an array
- * is finite, and the flushing of subnormal numbers to zero.
+ * bprop._fused: Adam's update as one pass over the parameter buffer, ReLU's backward pass in one
+ * pass, a fast test that an array is finite, and the flushing of subnormal numbers to zero.
  *
  * NumPy cannot fuse element-wise operations, so optim.Adam's NumPy code reads and writes the
  * whole buffer ten times per step; this loop does the same arithmetic, operation for operation
@@ -106,6 +106,22 @@ FINITE_LOOP(double)
 
 FLUSH_LOOP(float, fabsf, FLT_MIN)
 FLUSH_LOOP(double, fabs, DBL_MIN)
+
+/* ReLU's backward pass, grad_in = grad_out * (out > 0), as NumPy computes it (a NaN or
+ * infinite grad_out times 0 is NaN, a negative one gives -0) but in one pass: NumPy makes a
+ * boolean mask and then multiplies by it with a conversion to float in its slow mixed-type
+ * loop. */
+#define RELU_BACKWARD_LOOP(type)                                                     \
+    WIDEST_VECTORS static void relu_backward_##type(const type *restrict grad_out,     \
+                                                    const type *restrict out,          \
+                                                    type *restrict grad_in, Py_ssize_t n) \
+    {                                                                                \
+        for (Py_ssize_t i = 0; i < n; i++)                                           \
+            grad_in[i] = grad_out[i] * (type)(out[i] > 0);                           \
+    }
+
+RELU_BACKWARD_LOOP(float)
+RELU_BACKWARD_LOOP(double)
 
 static const char *const ARRAY_NAMES[5] = {"values", "grads", "mean_sum", "square_sum",
                                            "backup"};
@@ -217,6 +233,53 @@ static PyObject *all_finite(PyObject *self, PyObject *array)
     return PyBool_FromLong(finite);
 }
 
+static PyObject *relu_backward(PyObject *self, PyObject *args)
+{
+    PyObject *arrays[3];
+    if (!PyArg_ParseTuple(args, "OOO:relu_backward", &arrays[0], &arrays[1], &arrays[2]))
+        return NULL;
+    static const char *const names[3] = {"grad_out", "out", "grad_in"};
+    Py_buffer views[3];
+    int taken = 0;
+    PyObject *result = NULL;
+    char type = 0;
+    for (; taken < 3; taken++) {
+        char this_type = float_buffer(arrays[taken], &views[taken], taken == 2, "relu_backward");
+        if (this_type == 0)
+            goto done;
+        if (taken == 0)
+            type = this_type;
+        else if (this_type != type || views[taken].len != views[0].len) {
+            PyErr_Format(PyExc_ValueError, "relu_backward: %s must have the same dtype and "
+                         "size as grad_out", names[taken]);
+            taken++;
+            goto done;
+        }
+    }
+    /* grad_in is written while the others are read (restrict): it may not overlap them */
+    for (int i = 0; i < 2; i++) {
+        const char *a = views[i].buf, *b = views[2].buf;
+        if (a < b + views[2].len && b < a + views[i].len) {
+            PyErr_Format(PyExc_ValueError, "relu_backward: grad_in and %s share memory",
+                         names[i]);
+            goto done;
+        }
+    }
+    Py_ssize_t n = views[0].len / views[0].itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    if (type == 'f')
+        relu_backward_float(views[0].buf, views[1].buf, views[2].buf, n);
+    else
+        relu_backward_double(views[0].buf, views[1].buf, views[2].buf, n);
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    while (taken > 0)
+        PyBuffer_Release(&views[--taken]);
+    return result;
+}
+
 static PyObject *flush_subnormals(PyObject *self, PyObject *array)
 {
     Py_buffer view;
@@ -249,11 +312,16 @@ static PyMethodDef methods[] = {
     {"flush_subnormals", flush_subnormals, METH_O,
      "flush_subnormals(array)\n\nSet the subnormal elements of a contiguous float32 or float64\n"
      "array to zero (keeping their sign), in place."},
+    {"relu_backward", relu_backward, METH_VARARGS,
+     "relu_backward(grad_out, out, grad_in)\n\ngrad_in = grad_out * (out > 0) over contiguous\n"
+     "float32 or float64 arrays of one dtype and size, in one pass; grad_in may not overlap\n"
+     "the others."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_fused", "Adam's update in one pass, and two array helpers (optional).",
+    PyModuleDef_HEAD_INIT, "_fused",
+    "Adam's update and ReLU's backward in one pass each, and two array helpers (optional).",
     -1,
     methods,
 };
@@ -262,7 +330,7 @@ PyMODINIT_FUNC PyInit__fused(void)
 {
     PyObject *m = PyModule_Create(&module);
     /* _kernels.py uses the extension only when this matches what it expects */
-    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 2) < 0) {
+    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 3) < 0) {
         Py_DECREF(m);
         return NULL;
     }

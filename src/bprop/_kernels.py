@@ -4,8 +4,8 @@ NumPy cannot fuse element-wise operations, so Adam's update is ten passes over t
 buffer, limited by memory bandwidth. The extension does the same float operations in the same
 order in one pass, so its results are identical (the tests compare the two bit for bit), and
 for ``fit`` it keeps the old values and tests the new ones for NaN and infinity in the same
-pass. The extension also tests any array for NaN and infinity in one pass, and flushes
-subnormal numbers to zero, again exactly as the NumPy code does.
+pass. The extension also computes ReLU's backward pass, tests any array for NaN and infinity,
+and flushes subnormal numbers to zero, each in one pass and exactly as the NumPy code does.
 
 Callers ask :func:`compiled` for a kernel and run their NumPy code when it answers None: when
 the extension was not built (no C compiler at install time), is an old build, is switched off
@@ -22,7 +22,7 @@ import numpy as np
 
 #: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
 #: an editable install keeps an old build until it is rebuilt
-API_VERSION = 2
+API_VERSION = 3
 
 _module: ModuleType | None = None
 _tried = False
@@ -54,8 +54,9 @@ def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
     dtype = arrays[0].dtype
     if dtype not in (np.float32, np.float64):  # also refuses the other byte order
         return None
-    if not all(a.dtype == dtype and a.flags.c_contiguous for a in arrays):
-        return None
+    for array in arrays:  # (a loop, not all(...): this runs several times a training step)
+        if array.dtype != dtype or not array.flags.c_contiguous:
+            return None
     return getattr(module, name)
 
 
