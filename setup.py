@@ -1,7 +1,8 @@
-"""Build bprop's one optional C extension, the fused Adam update (src/bprop/_fused.c).
+"""Build bprop's one optional C extension (src/bprop/_fused.c): Adam's update and ReLU's
+backward pass, each in one pass.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler the
-install still succeeds and bprop runs the same update in NumPy.
+install still succeeds and bprop computes the same in NumPy.
 """
 
 from setuptools import Extension, setup

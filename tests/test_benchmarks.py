@@ -65,7 +65,10 @@ def report_with(accuracies: dict, seconds: dict, batch=128):
 @pytest.mark.parametrize("bprop_accuracy, expected", [
     (0.9750, "bprop 0.20 points below met"),
     (0.9790, "bprop 0.20 points above met"),
-    (0.9730, "bprop 0.40 points below NOT MET"),
+    (0.9740, "bprop 0.30 points below met"),   # 0.9770 - 0.9740 is 0.0030000000000000027
+    (0.9800, "bprop 0.30 points above met"),
+    (0.9770, "bprop 0.00 points level with met"),
+    (0.9739, "bprop 0.31 points below NOT MET"),
     (0.9810, "bprop 0.40 points above NOT MET"),
 ])
 def test_the_accuracy_target_is_two_sided_and_says_which_side(bprop_accuracy, expected,
@@ -75,7 +78,7 @@ def test_the_accuracy_target_is_two_sided_and_says_which_side(bprop_accuracy, ex
     benchmark.print_run(report_with({"bprop": bprop_accuracy, "torch": 0.9770},
                                     {"bprop": 0.3, "torch": 0.4}), args)
     printed = capsys.readouterr().out
-    assert f"target accuracy within 0.3 points of PyTorch: {expected}" in printed
+    assert f"target accuracy within 0.3 points of PyTorch (either way): {expected}" in printed
     assert "target bprop/torch <= 0.8: 0.75 met" in printed
 
 

@@ -9,6 +9,7 @@ Each is compared here with the straightforward version.
 """
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -473,9 +474,22 @@ def test_arrays_the_kernels_cannot_take_go_to_numpy():
     assert bp._kernels.compiled("adam", *mixed) is None
 
 
+def references(arrays) -> list[int]:
+    """Each array's reference count: a buffer the extension took and did not release holds
+    one more. (Resizing is no test of it: NumPy lets an array with a live buffer resize.)"""
+    return [sys.getrefcount(array) for array in arrays]
+
+
 def test_the_extension_refuses_arrays_it_cannot_update():
     fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
     good = [np.zeros(5, np.float32) for _ in range(4)]
+    backups = [np.zeros(5, np.float32), np.zeros(5)]
+    halves = np.zeros(8, np.float32)
+    read_only = np.zeros(5, np.float32)
+    read_only.flags.writeable = False
+    other_dtype, other_size = np.zeros(5), np.zeros(4, np.float32)
+    kept = [*good, halves, *backups, read_only, other_dtype, other_size]
+    held_before = references(kept)
     fused.adam(*good, 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises(TypeError, match="float32 or float64"):
         fused.adam(np.zeros(5, np.int64), *good[1:], 0.9, 0.999, 1e-8, 1.0)
@@ -484,12 +498,11 @@ def test_the_extension_refuses_arrays_it_cannot_update():
     with pytest.raises(TypeError, match="float32 or float64"):
         fused.flush_subnormals(np.zeros(5, np.int32))
     with pytest.raises(ValueError, match="mean_sum must have the same dtype and size"):
-        fused.adam(good[0], good[1], np.zeros(5), good[3], 0.9, 0.999, 1e-8, 1.0)
+        fused.adam(good[0], good[1], other_dtype, good[3], 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises(ValueError, match="square_sum must have the same dtype and size"):
-        fused.adam(*good[:3], np.zeros(4, np.float32), 0.9, 0.999, 1e-8, 1.0)
+        fused.adam(*good[:3], other_size, 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
         fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-8, 1.0)
-    backups = [np.zeros(5, np.float32), np.zeros(5)]
     assert fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, backups[0]) is True
     with pytest.raises(ValueError, match="backup must have the same dtype and size"):
         fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, backups[1])
@@ -497,21 +510,15 @@ def test_the_extension_refuses_arrays_it_cannot_update():
         fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, good[0])
     with pytest.raises(ValueError, match="values and mean_sum share memory"):
         fused.adam(good[0], good[1], good[0], good[3], 0.9, 0.999, 1e-8, 1.0)
-    halves = np.zeros(8, np.float32)
     with pytest.raises(ValueError, match="grads and square_sum share memory"):
         fused.adam(good[0][:4], halves[:4], good[2][:4], halves[3:7], 0.9, 0.999, 1e-8, 1.0)
-    # The arrays' buffers were released on every error path: they can still be resized.
-    for array in (*good, halves, *backups):
-        array.resize(array.size + 1, refcheck=False)
-    read_only = np.zeros(5, np.float32)
-    read_only.flags.writeable = False
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.adam(read_only, *good[1:], 0.9, 0.999, 1e-8, 1.0)
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.flush_subnormals(read_only)
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
-        fused.adam(*[np.zeros(5, np.float32) for _ in range(4)], 0.9, 0.999, 1e-8, 1.0,
-                   read_only)
+        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, read_only)
+    assert references(kept) == held_before  # every buffer released
 
 
 def _special_values(dtype) -> np.ndarray:
@@ -526,13 +533,21 @@ def _special_values(dtype) -> np.ndarray:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_forward_against_kept_zeros_equals_maximum_with_zero(dtype):
     layer = bp.ReLU()
-    for shape in [(12, 11), (3, 44), (12, 11)]:  # a new shape, then the first again
-        x = _special_values(dtype)[:np.prod(shape)].reshape(shape)
+    values = _special_values(dtype)
+    inputs = [values[:132].reshape(12, 11),
+              values[:33].reshape(3, 11),                      # fewer rows: the same zeros
+              np.asfortranarray(values[:132].reshape(12, 11)),  # Fortran order
+              values[:132].reshape(11, 12)[:, ::2],            # strided, another width
+              values[:132].reshape(12, 11)]                    # the first width again
+    kept = []
+    for x in inputs:
         out = layer.forward(x)
         plain = np.maximum(x, 0)
-        assert out.dtype == dtype and out.shape == shape
+        assert out.dtype == dtype and out.shape == x.shape
         np.testing.assert_array_equal(out, plain)
         np.testing.assert_array_equal(np.signbit(out), np.signbit(plain))
+        kept.append(layer._zeros)
+    assert kept[1] is kept[0]  # a smaller batch (the last of an epoch) allocates nothing
     # The kept zeros follow the input's dtype and stay zero.
     other = np.float32 if dtype == np.float64 else np.float64
     assert layer.forward(np.full((12, 11), -1.0, other)).dtype == other
@@ -570,31 +585,57 @@ def test_relu_backward_takes_any_gradient_the_compiled_loop_cannot(monkeypatch):
     mask = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
     grads = [np.arange(6.0).reshape(2, 3, order="F"),               # not C-ordered
              np.arange(6, dtype=np.float32).reshape(2, 3),          # another dtype
-             np.arange(6.0).astype(">f8").reshape(2, 3)]            # the other byte order
+             np.arange(6.0).astype(">f8").reshape(2, 3),            # the other byte order
+             np.arange(6.0).reshape(2, 3).tolist()]                 # a list
     for grad_out in grads:
-        np.testing.assert_array_equal(layer.backward(grad_out), grad_out * mask)
+        np.testing.assert_array_equal(layer.backward(grad_out), np.asarray(grad_out) * mask)
 
 
 def test_the_extension_refuses_relu_arrays_it_cannot_take():
     fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
     good = [np.ones(6), np.ones(6), np.empty(6)]
+    shared, other_dtype, other_size = np.ones(12), np.ones(6, np.float32), np.empty(5)
+    kept = [*good, shared, other_dtype, other_size]
+    held_before = references(kept)
     fused.relu_backward(*good)
     np.testing.assert_array_equal(good[2], 1.0)
     with pytest.raises(ValueError, match="out must have the same dtype and size as grad_out"):
-        fused.relu_backward(good[0], np.ones(6, np.float32), good[2])
+        fused.relu_backward(good[0], other_dtype, good[2])
     with pytest.raises(ValueError, match="grad_in must have the same dtype and size"):
-        fused.relu_backward(good[0], good[1], np.empty(5))
-    with pytest.raises(TypeError, match="float32 or float64"):
+        fused.relu_backward(good[0], good[1], other_size)
+    with pytest.raises(TypeError, match="relu_backward: grad_out must be float32 or float64"):
         fused.relu_backward(np.ones(6, np.int64), *good[1:])
+    with pytest.raises(TypeError, match="relu_backward: grad_in must be float32 or float64"):
+        fused.relu_backward(*good[:2], np.empty(6, np.float16))
     with pytest.raises(ValueError, match="grad_in and grad_out share memory"):
         fused.relu_backward(good[0], good[1], good[0])
-    shared = np.ones(12)
     with pytest.raises(ValueError, match="grad_in and out share memory"):
         fused.relu_backward(good[0], shared[:6], shared[5:11])
     read_only = np.empty(6)
     read_only.flags.writeable = False
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.relu_backward(*good[:2], read_only)
-    # The buffers were released on every error path: the arrays can still be resized.
-    for array in (*good, shared):
-        array.resize(array.size + 1, refcheck=False)
+    assert references(kept) == held_before  # every buffer released
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "compiled"])
+def test_training_calls_the_compiled_kernels_exactly_when_they_are_on(fused, monkeypatch, rng):
+    # The bit-for-bit tests would pass if the kernels were never called at all.
+    module = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    calls = []
+
+    def spy(name):
+        kernel = getattr(module, name)
+
+        def counted(*args):
+            calls.append(name)
+            return kernel(*args)
+        return counted
+
+    for name in ("adam", "relu_backward"):
+        monkeypatch.setattr(module, name, spy(name))
+    use_compiled_kernels(fused, monkeypatch)
+    X, y = data(rng)
+    network().fit(X, y, loss="softmax_cross_entropy", optimizer=bp.Adam(), epochs=1,
+                  batch_size=16, verbose=0)
+    assert sorted(set(calls)) == (["adam", "relu_backward"] if fused else [])

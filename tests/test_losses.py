@@ -59,6 +59,28 @@ def test_softmax_cross_entropy_delta_is_prediction_minus_target():
     np.testing.assert_allclose(loss.backward(), probs - [[1, 0, 0]])
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+@pytest.mark.parametrize("target_kind", ["labels", "soft"])
+@pytest.mark.parametrize("n_samples", [1, 128])
+def test_softmax_cross_entropy_equals_the_row_by_row_formula(dtype, rtol, target_kind,
+                                                             n_samples, rng):
+    # The loss works on the transpose, so its sums run in another order than the textbook's
+    # row by row: equal to rounding, not bit for bit.
+    logits = (rng.standard_normal((n_samples, 10)) * 4).astype(dtype)
+    labels = rng.integers(0, 10, n_samples)
+    target = labels if target_kind == "labels" else rng.dirichlet(np.ones(10), n_samples)
+    dense = np.eye(10)[labels] if target_kind == "labels" else target
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected_loss = -(dense * log_probs).sum() / n_samples
+    expected_grad = (np.exp(log_probs) - dense) / n_samples
+    loss = bp.SoftmaxCrossEntropy()
+    assert loss.forward(logits, target) == pytest.approx(expected_loss, rel=rtol)
+    grad = loss.backward()
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(grad, expected_grad, rtol=rtol, atol=rtol / n_samples / 100)
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("target_kind", ["labels", "one_hot"])
 def test_softmax_cross_entropy_leaves_the_logits_alone(order, target_kind, rng):

@@ -46,16 +46,18 @@ def extension() -> ModuleType | None:
 
 
 def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
-    """The kernel ``name`` if the extension is there and every array is one it takes:
-    contiguous float32 or float64 in the machine's byte order (all of one dtype)."""
+    """The kernel ``name`` if the extension is there and every array is one it takes: a
+    contiguous NumPy array of float32 or float64 in the machine's byte order (all of one
+    dtype). Anything else (a list, say) is for the caller's NumPy code."""
     module = extension()
     if module is None:
         return None
-    dtype = arrays[0].dtype
+    dtype = getattr(arrays[0], "dtype", None)
     if dtype not in (np.float32, np.float64):  # also refuses the other byte order
         return None
     for array in arrays:  # (a loop, not all(...): this runs several times a training step)
-        if array.dtype != dtype or not array.flags.c_contiguous:
+        if (not isinstance(array, np.ndarray) or array.dtype != dtype
+                or not array.flags.c_contiguous):
             return None
     return getattr(module, name)
 

@@ -349,30 +349,31 @@ class ReLU(Activation):
     (array([[0., 3.]]), array([[0., 5.]]))
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._zeros: np.ndarray | None = None
+    # forward's kept zeros; a class default, so that a ReLU pickled before it existed loads
+    _zeros: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._input(x)
         # NumPy vectorises maximum between two arrays but not against a scalar: against an
-        # array of zeros it is about three times as fast. (A large one costs no memory until
-        # written, and it is only read.)
+        # array of zeros it is about three times as fast. The zeros are kept, as many rows as
+        # the largest input so far (they are only ever read), and sliced to this one's rows.
         zeros = self._zeros
-        if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype:
+        if (zeros is None or zeros.shape[1:] != x.shape[1:] or zeros.dtype != x.dtype
+                or len(zeros) < len(x)):
             zeros = self._zeros = np.zeros(x.shape, x.dtype)
-        self._out = np.maximum(x, zeros)
+        self._out = np.maximum(x, zeros[:len(x)])
         return self._out
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray:
         self._check_grad_out(grad_out, self._out)
+        # grad_in = grad_out * (out > 0): the slope is 1 where the unit fired, else 0.
         kernel = compiled("relu_backward", grad_out, self._out)
-        if kernel is not None:  # the same product in one pass (see bprop._fused)
-            grad_in = np.empty_like(grad_out)
-            kernel(grad_out, self._out, grad_in)
-            return grad_in
-        # Multiplying by the 0/1 mask is several times faster than np.where on large arrays.
-        return grad_out * (self._out > 0)
+        if kernel is None:
+            # The 0/1 mask product is several times faster than np.where on large arrays.
+            return grad_out * (self._out > 0)
+        grad_in = np.empty_like(grad_out)
+        kernel(grad_out, self._out, grad_in)  # the same product in one pass (bprop._fused)
+        return grad_in
 
 
 class LeakyReLU(Activation):

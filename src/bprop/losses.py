@@ -188,7 +188,7 @@ class SoftmaxCrossEntropy(Loss):
         # The work runs on the transpose, a row per class (a copy: the caller's array is
         # never written): NumPy reduces a few rows of many samples several times faster than
         # many rows of a few classes, one small reduction per sample.
-        shifted = logits.T.copy()                      # (n_classes, m)
+        shifted = logits.T.copy()                      # (n_classes, n_samples)
         shifted -= shifted.max(axis=0)
         probs = np.exp(shifted)
         sum_exp = probs.sum(axis=0)
@@ -202,7 +202,7 @@ class SoftmaxCrossEntropy(Loss):
                 raise ValueError(
                     f"target has {len(labels)} labels but predictions have {n_samples} rows"
                 )
-            samples = np.arange(n_samples)
+            samples = np.arange(n_samples)  # indexed [class, sample], as the arrays are
             loss = log_sum_exp.sum() - shifted[labels, samples].sum()
             probs[labels, samples] -= 1
         elif target.shape == logits.shape:
@@ -216,7 +216,7 @@ class SoftmaxCrossEntropy(Loss):
                 f"{logits.shape}, got shape {target.shape}"
             )
         probs *= scale
-        self._grad = probs.T.copy()  # (m, n_classes), C-ordered like the predictions
+        self._grad = probs.T.copy()  # (n_samples, n_classes), C-ordered like the logits
         return float(loss * scale)
 
 

@@ -412,7 +412,9 @@ OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSProp)}
 def fused_adam_available() -> bool:
     """Whether Adam and AdamW run their compiled one-pass update (the C extension built by
     ``pip install`` where a C compiler is found, and not switched off with
-    ``BPROP_NO_FUSED=1``). The results are the same either way; only the speed differs."""
+    ``BPROP_NO_FUSED=1``). The extension also computes ReLU's backward pass, so this says
+    whether that is compiled too. The results are the same either way; only the speed
+    differs."""
     return _kernels.extension() is not None
 
 
