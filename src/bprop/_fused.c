@@ -125,9 +125,6 @@ FLUSH_LOOP(double, fabs, DBL_MIN)
 RELU_BACKWARD_LOOP(float)
 RELU_BACKWARD_LOOP(double)
 
-static const char *const ARRAY_NAMES[5] = {"values", "grads", "mean_sum", "square_sum",
-                                           "backup"};
-
 /* Which of float32 ('f') or float64 ('d') a buffer holds, or 0 for anything else. */
 static char element_type(const Py_buffer *view)
 {
@@ -146,63 +143,10 @@ static char element_type(const Py_buffer *view)
     return 0;
 }
 
-static PyObject *adam(PyObject *self, PyObject *args)
+static void release(Py_buffer *views, int count)
 {
-    PyObject *arrays[5] = {NULL, NULL, NULL, NULL, Py_None};
-    double beta1, beta2, eps_over_s, inverse_k;
-    if (!PyArg_ParseTuple(args, "OOOOdddd|O:adam", &arrays[0], &arrays[1], &arrays[2],
-                          &arrays[3], &beta1, &beta2, &eps_over_s, &inverse_k, &arrays[4]))
-        return NULL;
-    int count = arrays[4] == Py_None ? 4 : 5; /* with a backup array or without */
-
-    Py_buffer views[5];
-    int taken = 0, finite = 0;
-    PyObject *result = NULL;
-    for (; taken < count; taken++) {
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (taken == 1 ? 0 : PyBUF_WRITABLE);
-        if (PyObject_GetBuffer(arrays[taken], &views[taken], flags) < 0)
-            goto done;
-    }
-    char type = element_type(&views[0]);
-    if (type == 0) {
-        PyErr_SetString(PyExc_TypeError, "adam: values must be float32 or float64");
-        goto done;
-    }
-    for (int i = 1; i < count; i++) {
-        if (element_type(&views[i]) != type || views[i].len != views[0].len) {
-            PyErr_Format(PyExc_ValueError,
-                         "adam: %s must have the same dtype and size as values", ARRAY_NAMES[i]);
-            goto done;
-        }
-    }
-    /* The loop promises the compiler (restrict) that the arrays do not overlap. */
-    for (int i = 0; i < count; i++) {
-        for (int j = i + 1; j < count; j++) {
-            const char *a = views[i].buf, *b = views[j].buf;
-            if (a < b + views[j].len && b < a + views[i].len) {
-                PyErr_Format(PyExc_ValueError, "adam: %s and %s share memory", ARRAY_NAMES[i],
-                             ARRAY_NAMES[j]);
-                goto done;
-            }
-        }
-    }
-    Py_ssize_t n = views[0].len / views[0].itemsize;
-    void *backup = count == 5 ? views[4].buf : NULL;
-    Py_BEGIN_ALLOW_THREADS
-    if (type == 'f')
-        finite = (backup ? adam_keep_float : adam_float)(
-            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, (float)beta1,
-            (float)beta2, (float)eps_over_s, (float)inverse_k);
-    else
-        finite = (backup ? adam_keep_double : adam_double)(
-            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, beta1, beta2,
-            eps_over_s, inverse_k);
-    Py_END_ALLOW_THREADS
-    result = PyBool_FromLong(finite);
-done:
-    while (taken > 0)
-        PyBuffer_Release(&views[--taken]);
-    return result;
+    while (count > 0)
+        PyBuffer_Release(&views[--count]);
 }
 
 /* The buffer of one contiguous float32 or float64 array, and which ('f' or 'd'); or 0, with
@@ -219,6 +163,76 @@ static char float_buffer(PyObject *array, Py_buffer *view, int writable, const c
         PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64", function, name);
     }
     return type;
+}
+
+/* The buffers of count contiguous arrays of one float type and one size, none that is written
+ * (writable[i]) overlapping another: the loops promise the compiler (restrict) that they do
+ * not. Returns the type ('f' or 'd') with every buffer held, or 0 with the error set (naming
+ * the function and the argument) and none held. */
+static char float_buffers(PyObject *const *arrays, const char *const *names, const int *writable,
+                          int count, Py_buffer *views, const char *function)
+{
+    char type = 0;
+    int taken = 0;
+    for (; taken < count; taken++) {
+        char this_type = float_buffer(arrays[taken], &views[taken], writable[taken], function,
+                                      names[taken]);
+        if (this_type == 0)
+            goto fail;
+        if (taken == 0)
+            type = this_type;
+        else if (this_type != type || views[taken].len != views[0].len) {
+            PyErr_Format(PyExc_ValueError, "%s: %s must have the same dtype and size as %s",
+                         function, names[taken], names[0]);
+            taken++;
+            goto fail;
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        for (int j = i + 1; j < count; j++) {
+            const char *a = views[i].buf, *b = views[j].buf;
+            if ((writable[i] || writable[j]) && a < b + views[j].len && b < a + views[i].len) {
+                PyErr_Format(PyExc_ValueError, "%s: %s and %s share memory", function, names[i],
+                             names[j]);
+                goto fail;
+            }
+        }
+    }
+    return type;
+fail:
+    release(views, taken);
+    return 0;
+}
+
+static PyObject *adam(PyObject *self, PyObject *args)
+{
+    PyObject *arrays[5] = {NULL, NULL, NULL, NULL, Py_None};
+    double beta1, beta2, eps_over_s, inverse_k;
+    if (!PyArg_ParseTuple(args, "OOOOdddd|O:adam", &arrays[0], &arrays[1], &arrays[2],
+                          &arrays[3], &beta1, &beta2, &eps_over_s, &inverse_k, &arrays[4]))
+        return NULL;
+    int count = arrays[4] == Py_None ? 4 : 5; /* with a backup array or without */
+    static const char *const names[5] = {"values", "grads", "mean_sum", "square_sum", "backup"};
+    static const int writable[5] = {1, 0, 1, 1, 1};
+    Py_buffer views[5];
+    char type = float_buffers(arrays, names, writable, count, views, "adam");
+    if (type == 0)
+        return NULL;
+    Py_ssize_t n = views[0].len / views[0].itemsize;
+    void *backup = count == 5 ? views[4].buf : NULL;
+    int finite;
+    Py_BEGIN_ALLOW_THREADS
+    if (type == 'f')
+        finite = (backup ? adam_keep_float : adam_float)(
+            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, (float)beta1,
+            (float)beta2, (float)eps_over_s, (float)inverse_k);
+    else
+        finite = (backup ? adam_keep_double : adam_double)(
+            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, beta1, beta2,
+            eps_over_s, inverse_k);
+    Py_END_ALLOW_THREADS
+    release(views, count);
+    return PyBool_FromLong(finite);
 }
 
 static PyObject *all_finite(PyObject *self, PyObject *array)
@@ -242,33 +256,11 @@ static PyObject *relu_backward(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOO:relu_backward", &arrays[0], &arrays[1], &arrays[2]))
         return NULL;
     static const char *const names[3] = {"grad_out", "out", "grad_in"};
+    static const int writable[3] = {0, 0, 1};
     Py_buffer views[3];
-    int taken = 0;
-    PyObject *result = NULL;
-    char type = 0;
-    for (; taken < 3; taken++) {
-        char this_type = float_buffer(arrays[taken], &views[taken], taken == 2, "relu_backward",
-                                      names[taken]);
-        if (this_type == 0)
-            goto done;
-        if (taken == 0)
-            type = this_type;
-        else if (this_type != type || views[taken].len != views[0].len) {
-            PyErr_Format(PyExc_ValueError, "relu_backward: %s must have the same dtype and "
-                         "size as grad_out", names[taken]);
-            taken++;
-            goto done;
-        }
-    }
-    /* grad_in is written while the others are read (restrict): it may not overlap them */
-    for (int i = 0; i < 2; i++) {
-        const char *a = views[i].buf, *b = views[2].buf;
-        if (a < b + views[2].len && b < a + views[i].len) {
-            PyErr_Format(PyExc_ValueError, "relu_backward: grad_in and %s share memory",
-                         names[i]);
-            goto done;
-        }
-    }
+    char type = float_buffers(arrays, names, writable, 3, views, "relu_backward");
+    if (type == 0)
+        return NULL;
     Py_ssize_t n = views[0].len / views[0].itemsize;
     Py_BEGIN_ALLOW_THREADS
     if (type == 'f')
@@ -276,12 +268,8 @@ static PyObject *relu_backward(PyObject *self, PyObject *args)
     else
         relu_backward_double(views[0].buf, views[1].buf, views[2].buf, n);
     Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    while (taken > 0)
-        PyBuffer_Release(&views[--taken]);
-    return result;
+    release(views, 3);
+    Py_RETURN_NONE;
 }
 
 static PyObject *flush_subnormals(PyObject *self, PyObject *array)
