@@ -1,4 +1,4 @@
-"""Build bprop's one optional C extension (src/bprop/_fused.c): Adam's update and ReLU's
+"""Build bprop's one optional C extension (src/bprop/backend/_fused.c): Adam's update and ReLU's
 backward pass, each in one pass.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler the
@@ -22,6 +22,6 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("bprop._fused", ["src/bprop/_fused.c"], optional=True)],
+    ext_modules=[Extension("bprop.backend._fused", ["src/bprop/backend/_fused.c"], optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 import bprop as bp
-from bprop import comparison
+from bprop.tools import compare as comparison
 
 TARGETS = {  # bprop's seconds per epoch as a fraction of each peer's, at most (issue 8)
     128: {"torch": 0.8, "jax": 1.0, "sklearn": 0.6},
@@ -63,7 +63,7 @@ def flops_per_epoch(sizes: list[int], n_samples: int) -> float:
 def run(args) -> dict:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     peak = gemm_peak(args.dtype)
-    adam = ("compiled, one pass (bprop._fused)" if bp.optim.fused_adam_available()
+    adam = ("compiled, one pass (bprop.backend._fused)" if bp.optim.fused_adam_available()
             else "NumPy, ten passes (the C extension was not built, or BPROP_NO_FUSED is set)")
     report = {"machine": comparison.machine_description(), "gemm_peak_gflops": peak,
               "bprop_adam": adam, "settings": vars(args), "runs": []}

@@ -34,7 +34,7 @@ def main() -> None:
                            bp.Dense(128, 10)], seed=0, dtype=args.dtype)
     loss, optimizer = bp.SoftmaxCrossEntropy(), bp.Adam(1e-3)
     parameters = model.parameters()
-    values = bp.parameter.flat_views(parameters)[0]
+    values = bp.nn.parameter.flat_views(parameters)[0]
     values_before = np.empty_like(values)
     phases = dict.fromkeys(["batch gather", "forward", "loss", "zero_grad", "backward",
                             "optimizer (guarded step)"], 0.0)

@@ -5,7 +5,7 @@ import pytest
 
 from bprop import autograd as ag
 from bprop.autograd import Tensor
-from bprop.gradcheck import relative_error
+from bprop.tools.gradcheck import relative_error
 
 
 def numeric_gradient(f, arrays, index, step=1e-6):

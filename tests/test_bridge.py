@@ -120,7 +120,7 @@ def test_saturated_probabilities_agree_and_nan_never_passes():
     model.layers[0].weight = [[50.0], [50.0]]
     errors = compare_gradients(model, np.ones((3, 2)), [0.0, 1.0, 0.0], bp.BinaryCrossEntropy())
     assert all(e < 1e-10 for e in errors.values()), errors
-    from bprop.gradcheck import relative_error
+    from bprop.tools.gradcheck import relative_error
     assert relative_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0])) == float("inf")
 
 

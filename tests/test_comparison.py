@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bprop as bp
-from bprop import comparison
+from bprop.tools import compare as comparison
 
 pytest.importorskip("sklearn", reason="compare's default dataset (digits) needs scikit-learn")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bprop.datasets import load_csv
+from bprop.data import load_csv
 
 
 def write(tmp_path, text, name="data.csv"):
@@ -109,7 +109,7 @@ def test_large_whole_numbers_stay_floats_and_non_utf8_is_reported(tmp_path):
 
 
 def test_features_only_files_for_prediction(tmp_path):
-    from bprop.datasets import load_features
+    from bprop.data import load_features
 
     path = write(tmp_path, 'a,b\n"1",2\n3,4\n')
     assert load_features(path).tolist() == [[1.0, 2.0], [3.0, 4.0]]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import bprop as bp
-from bprop.datasets import mnist
-from bprop.datasets.idx import IDXError, write_idx
+from bprop.data import mnist
+from bprop.data.idx import IDXError, write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"

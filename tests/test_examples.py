@@ -72,7 +72,8 @@ def test_every_example_script_runs_its_demo(name):
 @pytest.mark.parametrize("name", ["xor", "planar", "quadratic", "perceptron"])
 def test_without_matplotlib_each_picture_demo_says_how_to_get_it(name, monkeypatch, capsys,
                                                                  tmp_path):
-    from bprop import demos, plotting
+    from bprop import demos
+    from bprop.tools import plotting
 
     monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
     demos.run(name, str(tmp_path))

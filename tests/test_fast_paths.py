@@ -22,7 +22,7 @@ from bprop._checks import check_finite
 @pytest.fixture(autouse=True)
 def _look_for_the_extension_again():
     """Tests switch the compiled Adam off with BPROP_NO_FUSED; forget the choice after each."""
-    from bprop import _kernels
+    from bprop.backend import kernels as _kernels
 
     _kernels.reset()
     yield
@@ -30,10 +30,10 @@ def _look_for_the_extension_again():
 
 
 def use_compiled_kernels(fused: bool, monkeypatch) -> None:
-    from bprop import _kernels
+    from bprop.backend import kernels as _kernels
 
     if fused:
-        pytest.importorskip("bprop._fused", reason="the C extension was not built")
+        pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
         monkeypatch.delenv("BPROP_NO_FUSED", raising=False)
     else:
         monkeypatch.setenv("BPROP_NO_FUSED", "1")
@@ -100,7 +100,7 @@ def test_zero_grad_fills_nothing_until_a_gradient_is_read(rng):
     grads = [p.grad for p in model.parameters()]  # ... until someone reads a gradient
     assert all(not g.any() for g in grads)
     model.zero_grad()
-    assert not bp.parameter.flat_views(model.parameters())[1].any()  # or all of them
+    assert not bp.nn.parameter.flat_views(model.parameters())[1].any()  # or all of them
 
 
 def test_a_gradient_written_by_hand_after_zero_grad_is_added_to(rng):
@@ -239,7 +239,7 @@ def test_the_quick_finiteness_test_agrees_with_isfinite(values, expected, fused,
 
 
 def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
-    import bprop.model
+    import bprop.nn.model
 
     model = bp.Sequential([bp.Dense(6, 8), bp.BatchNorm(8), bp.ReLU(), bp.Dropout(0.5),
                            bp.Dense(8, 3)], seed=0, dtype="float64")
@@ -247,7 +247,7 @@ def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
     model.fit(X, y, loss="softmax_cross_entropy", epochs=2, batch_size=32, verbose=0)
     # forward itself is never sliced: a backward pass may follow it
     whole = bp.Softmax().forward(model.forward(X))
-    monkeypatch.setattr(bprop.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
+    monkeypatch.setattr(bprop.nn.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
     assert model._infer(X).shape == (300, 3)
     np.testing.assert_allclose(model.predict_proba(X), whole, rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(model.predict(X), whole.argmax(axis=1))
@@ -260,10 +260,10 @@ def test_inference_in_slices_of_rows_equals_one_pass(rng, monkeypatch):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("row", [0, 150, 299])  # first, a middle and the last slice
 def test_inference_in_slices_still_refuses_nan_and_infinity(bad, row, dtype, rng, monkeypatch):
-    import bprop.model
+    import bprop.nn.model
 
     model = bp.Sequential([bp.Dense(6, 8), bp.ReLU(), bp.Dense(8, 3)], seed=0, dtype=dtype)
-    monkeypatch.setattr(bprop.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
+    monkeypatch.setattr(bprop.nn.model, "_INFERENCE_SLICE_BYTES", 8 * 8 * 64)  # 64-row slices
     X = rng.standard_normal((300, 6))
     X[row, 4] = bad
     X[row + 1:, 2] = np.nan  # not the first: the message names the first
@@ -405,13 +405,13 @@ def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monke
         seen_subnormal = False
         # One small gradient, then none: the first moments shrink by 0.9 a step and pass
         # below the smallest normal number in the third flush period.
-        for step in range(1, 4 * bp.optim.FLUSH_EVERY + 1):
+        for step in range(1, 4 * bp.optim.optimizers.FLUSH_EVERY + 1):
             param.grad[...] = 1e3 * tiny if step == 1 else 0.0
             optimizer.step([param])
             moments = optimizer.state_dict([param])["arrays"]["mean_sum"]
             subnormal = (moments != 0) & (np.abs(moments) < tiny)
             seen_subnormal |= bool(subnormal.any())
-            if step % bp.optim.FLUSH_EVERY == 0:
+            if step % bp.optim.optimizers.FLUSH_EVERY == 0:
                 assert not subnormal.any(), step
         assert seen_subnormal  # the test did reach the case it is about
         state = optimizer.state_dict([param])["arrays"]
@@ -449,29 +449,29 @@ def test_the_extension_is_built_wherever_a_c_compiler_is_found():
         pytest.skip(f"no C compiler ({compiler}) here, so bprop runs Adam in NumPy")
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
         pytest.skip("no Python headers (python3-dev) here, so bprop runs Adam in NumPy")
-    import bprop._fused
+    import bprop.backend._fused
 
-    assert bprop._fused.API_VERSION == bp._kernels.API_VERSION  # not an old build
+    assert bprop.backend._fused.API_VERSION == bp.backend.kernels.API_VERSION  # not an old build
 
 
 def test_an_old_build_of_the_extension_is_not_used(monkeypatch):
-    fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
-    monkeypatch.setattr(fused, "API_VERSION", bp._kernels.API_VERSION - 1)
-    bp._kernels.reset()
+    fused = pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
+    monkeypatch.setattr(fused, "API_VERSION", bp.backend.kernels.API_VERSION - 1)
+    bp.backend.kernels.reset()
     assert not bp.optim.fused_adam_available()
     monkeypatch.undo()
-    bp._kernels.reset()
+    bp.backend.kernels.reset()
     assert bp.optim.fused_adam_available()
 
 
 def test_arrays_the_kernels_cannot_take_go_to_numpy():
     big_endian = np.array([1.0, np.nan, 3e-320, -2.0], dtype=">f8")
-    assert bp._kernels.compiled("all_finite", big_endian) is None
+    assert bp.backend.kernels.compiled("all_finite", big_endian) is None
     assert not bp._checks.all_finite(big_endian)
     bp.optim.flush_subnormals(big_endian)
     np.testing.assert_array_equal(big_endian, [1.0, np.nan, 0.0, -2.0])
     mixed = (np.zeros(3, np.float32), np.zeros(3, np.float64))
-    assert bp._kernels.compiled("adam", *mixed) is None
+    assert bp.backend.kernels.compiled("adam", *mixed) is None
 
 
 def references(arrays) -> list[int]:
@@ -481,7 +481,7 @@ def references(arrays) -> list[int]:
 
 
 def test_the_extension_refuses_arrays_it_cannot_update():
-    fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    fused = pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
     good = [np.zeros(5, np.float32) for _ in range(4)]
     backups = [np.zeros(5, np.float32), np.zeros(5)]
     halves = np.zeros(8, np.float32)
@@ -592,7 +592,7 @@ def test_relu_backward_takes_any_gradient_the_compiled_loop_cannot(monkeypatch):
 
 
 def test_the_extension_refuses_relu_arrays_it_cannot_take():
-    fused = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    fused = pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
     good = [np.ones(6), np.ones(6), np.empty(6)]
     shared, other_dtype, other_size = np.ones(12), np.ones(6, np.float32), np.empty(5)
     kept = [*good, shared, other_dtype, other_size]
@@ -622,7 +622,7 @@ def test_the_extension_refuses_relu_arrays_it_cannot_take():
 @pytest.mark.parametrize("fused", [False, True], ids=["numpy", "compiled"])
 def test_training_calls_the_compiled_kernels_exactly_when_they_are_on(fused, monkeypatch, rng):
     # The bit-for-bit tests would pass if the kernels were never called at all.
-    module = pytest.importorskip("bprop._fused", reason="the C extension was not built")
+    module = pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
     calls = []
 
     def spy(name):

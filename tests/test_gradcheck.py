@@ -49,7 +49,7 @@ def test_gradcheck_leaves_the_original_untouched_and_reports(rng):
 
 
 def test_relative_error_definition():
-    from bprop.gradcheck import relative_error
+    from bprop.tools.gradcheck import relative_error
     assert relative_error(np.array([1.0, 0.0]), np.array([1.0, 0.0])) == 0.0
     assert relative_error(np.array([2.0, 0.0]), np.array([1.0, 0.0])) == pytest.approx(0.5)
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0

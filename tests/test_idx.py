@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from bprop.datasets import IDXError, read_idx, write_idx
-from bprop.datasets.idx import parse_idx
+from bprop.data import IDXError, read_idx, write_idx
+from bprop.data.idx import parse_idx
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32,

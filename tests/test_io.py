@@ -253,7 +253,7 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
 
 
 def test_every_layer_type_with_state_has_its_shapes_known_to_the_loader():
-    from bprop.layers import LAYERS
+    from bprop.nn.layers import LAYERS
 
     examples = {"Dense": bp.Dense(3, 2), "BatchNorm": bp.BatchNorm(4)}
     for name, cls in LAYERS.items():

@@ -223,7 +223,7 @@ def test_a_step_that_overflows_the_weights_is_undone():
     np.testing.assert_array_equal(model.layers[0].weight, before)
 
 
-class _PoisonedGradient(bp.layers.Identity):
+class _PoisonedGradient(bp.Identity):
     """Passes values forward unchanged and sends NaN or infinity back: a finite loss whose
     gradient is not finite."""
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import bprop as bp
-from bprop.parameter import Parameter, flat_views, pack
+from bprop.nn.parameter import Parameter, flat_views, pack
 
 
 def test_sgd_step_by_hand():

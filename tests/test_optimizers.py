@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bprop as bp
-from bprop.parameter import Parameter
+from bprop.nn.parameter import Parameter
 
 
 def run_steps(optimizer, grads, start=(1.0, -2.0), decay=True):

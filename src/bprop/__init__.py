@@ -9,11 +9,11 @@
 [0, 1, 1, 0]
 """
 
-from . import datasets, plotting
-from .callbacks import BestState, Callback, EarlyStopping, Progress
-from .gradcheck import GradcheckReport, gradcheck
+from . import data as datasets
+from ._version import __version__ as __version__
+from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
 from .io import ModelFileError, load, save
-from .layers import (
+from .nn.layers import (
     BatchNorm,
     Dense,
     Dropout,
@@ -26,22 +26,22 @@ from .layers import (
     Tanh,
     activation,
 )
-from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
-from .metrics import accuracy, mean_absolute_error, mean_squared_error, r2_score
-from .model import History, Sequential, TrainingDivergedError
-from .optim import SGD, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm, clip_grad_value
-from .parameter import Parameter
-from .perceptron import Perceptron
-from .preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
-from .regularizers import L1, L1L2, L2, Regularizer
-from .schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
-
-__version__ = "0.1.0"
+from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .nn.metrics import accuracy, mean_absolute_error, mean_squared_error, r2_score
+from .nn.model import History, Sequential, TrainingDivergedError
+from .nn.parameter import Parameter
+from .nn.perceptron import Perceptron
+from .optim.callbacks import BestState, Callback, EarlyStopping, Progress
+from .optim.optimizers import SGD, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm, clip_grad_value
+from .optim.regularizers import L1, L1L2, L2, Regularizer
+from .optim.schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
+from .tools import plotting
+from .tools.gradcheck import GradcheckReport, gradcheck
 
 # The scikit-learn estimators and the comparison with other libraries import scikit-learn (if
 # installed) when they load, which takes memory and time that the core does not need: they are
 # loaded on first use.
-_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "compare": "comparison"}
+_LAZY = {"MLPClassifier": "estimators", "MLPRegressor": "estimators", "compare": "tools.compare"}
 
 
 def __getattr__(name: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
+from .backend import kernels as _kernels
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 

@@ -31,12 +31,12 @@ import warnings
 import numpy as np
 
 from ._checks import as_array, as_features, check_same_length
-from .layers import ACTIVATIONS, BatchNorm, Dense, Dropout
-from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
-from .metrics import accuracy, r2_score
-from .model import Sequential, TrainingDivergedError
-from .optim import SGD, Adam
-from .regularizers import L2
+from .nn.layers import ACTIVATIONS, BatchNorm, Dense, Dropout
+from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .nn.metrics import accuracy, r2_score
+from .nn.model import Sequential, TrainingDivergedError
+from .optim.optimizers import SGD, Adam
+from .optim.regularizers import L2
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -370,7 +370,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_)
 
     def _validation_split(self, X, Y, y):
-        from .preprocessing import train_test_split
+        from .data.preprocessing import train_test_split
 
         stratify = y if (self._estimator_type == "classifier" and y.ndim == 1) else None
         rows = np.arange(len(X))
@@ -399,7 +399,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Targets may be labels of any kind (strings, integers; two classes or more) or a 2-D 0/1
     indicator matrix for multilabel problems. See the module docstring for what is computed.
 
-    >>> from bprop.datasets import make_moons
+    >>> from bprop.data import make_moons
     >>> X, y = make_moons(200, noise=0.1)
     >>> clf = MLPClassifier((16,), learning_rate_init=0.01, max_iter=500, random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.95, clf.predict_proba(X[:1]).shape, [c.shape for c in clf.coefs_]
@@ -487,7 +487,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     The loss is half the squared error, summed over outputs and averaged over samples (for
     one output, exactly scikit-learn's), plus the ``alpha`` penalty.
 
-    >>> from bprop.datasets import make_quadratic
+    >>> from bprop.data import make_quadratic
     >>> X, y = make_quadratic()
     >>> reg = MLPRegressor((32, 32), learning_rate_init=0.01, max_iter=500, tol=1e-6,
     ...                    random_state=0).fit(X / 7, y / 30)

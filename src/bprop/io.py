@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ._files import atomic_write
-from .layers import LAYERS
-from .losses import LOSSES, Loss
-from .model import Sequential
-from .optim import OPTIMIZERS, Optimizer
+from .nn.layers import LAYERS
+from .nn.losses import LOSSES, Loss
+from .nn.model import Sequential
+from .optim.optimizers import OPTIMIZERS, Optimizer
 
 FORMAT = "bprop-model"
 FORMAT_VERSION = 1
@@ -283,6 +283,6 @@ def _build(classes: dict, spec: dict, kind: str, path: Path) -> Loss | Optimizer
 
 
 def _bprop_version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__

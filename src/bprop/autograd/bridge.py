@@ -11,10 +11,10 @@ import copy
 
 import numpy as np
 
-from .. import layers as hand
-from .. import losses as hand_losses
-from ..gradcheck import relative_error
-from ..model import Sequential
+from ..nn import layers as hand
+from ..nn import losses as hand_losses
+from ..nn.model import Sequential
+from ..tools.gradcheck import relative_error
 from . import losses
 from .tensor import Tensor, leaky_relu, relu, sigmoid, softmax, tanh
 
@@ -118,7 +118,7 @@ def compare_gradients(model: Sequential, X, y, loss, training: bool = True
                       ) -> dict[str, float]:
     """Worst relative error, per parameter and for the input, between the hand-written and
     the autograd gradients (computed on a float64 copy of the model), as
-    :func:`bprop.gradcheck.relative_error` measures it, with the scale never taken below
+    :func:`bprop.tools.gradcheck.relative_error` measures it, with the scale never taken below
     1e-6 of the largest gradient of the model.
 
     >>> import bprop as bp

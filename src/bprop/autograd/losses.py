@@ -1,11 +1,11 @@
 """The core's losses written with autograd operations only, so their gradients come from the
-chain rule rather than from the hand-derived formulas of :mod:`bprop.losses`."""
+chain rule rather than from the hand-derived formulas of :mod:`bprop.nn.losses`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..losses import check_distributions, class_labels
+from ..nn.losses import check_distributions, class_labels
 from .tensor import Tensor, as_tensor, log, log_softmax, result, softplus
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
-from ..preprocessing import MinMaxScaler, StandardScaler, train_test_split
+from .. import data as datasets
+from ..data.preprocessing import MinMaxScaler, StandardScaler, train_test_split
 from .errors import UsageError
 
 TOY = {

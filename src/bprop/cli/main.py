@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
-from ..datasets.idx import IDXError
+from .._version import __version__
+from ..data.idx import IDXError
 from ..io import ModelFileError
 from .errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import comparison, demos
+    from .. import demos
+    from ..tools import compare as comparison
     from . import teach, train
 
     parser = argparse.ArgumentParser(

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import demos, plotting
-from ..explain import explain
-from ..gradcheck import gradcheck
-from ..layers import ACTIVATIONS, LAYERS, Dense, Sigmoid, activation
-from ..losses import BinaryCrossEntropy, get_loss
-from ..model import Sequential
+from .. import demos
+from ..nn.layers import ACTIVATIONS, LAYERS, Dense, Sigmoid, activation
+from ..nn.losses import BinaryCrossEntropy, get_loss
+from ..nn.model import Sequential
+from ..tools import plotting
+from ..tools.explain import explain
+from ..tools.gradcheck import gradcheck
 from . import data as datasets
 from .errors import UsageError
 

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import io, plotting
-from ..callbacks import BestState, EarlyStopping, Progress
-from ..layers import ACTIVATIONS, INITS, BatchNorm, Dense, Dropout, activation
-from ..model import Sequential
-from ..optim import SGD, Adam, AdamW, RMSProp
-from ..regularizers import L1, L1L2, L2
-from ..schedules import CosineLR, StepLR
+from .. import io
+from ..nn.layers import ACTIVATIONS, INITS, BatchNorm, Dense, Dropout, activation
+from ..nn.model import Sequential
+from ..optim.callbacks import BestState, EarlyStopping, Progress
+from ..optim.optimizers import SGD, Adam, AdamW, RMSProp
+from ..optim.regularizers import L1, L1L2, L2
+from ..optim.schedules import CosineLR, StepLR
+from ..tools import plotting
 from . import data as datasets
 from .errors import UsageError
 
@@ -392,7 +393,7 @@ def run_predict(args: argparse.Namespace) -> int:
     path = Path(args.data)
     if not path.is_file():
         raise UsageError(f"data file {path} not found")
-    from ..datasets import load_csv
+    from ..data import load_csv
 
     table = load_csv(path, target=datasets._column(args.target)) if args.target else None
     X = table.X if table is not None else _features_only(path)
@@ -416,7 +417,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _features_only(path: Path) -> np.ndarray:
     """A CSV of feature columns only (a header line is allowed)."""
-    from ..datasets.csv import load_features
+    from ..data.csv import load_features
 
     try:
         return load_features(path)

@@ -27,9 +27,9 @@ under :math:`10^{-6}` while an absolute error above :math:`10^{-10}|f|` still fa
 
 The objective is
 
-* for a :class:`~bprop.layers.Layer`: :math:`f(x) = \sum \text{out} \odot R` with a fixed random
+* for a :class:`~bprop.nn.layers.Layer`: :math:`f(x) = \sum \text{out} \odot R` with a fixed random
   :math:`R`, so ``backward(R)`` gives its exact gradient;
-* for a :class:`~bprop.losses.Loss`: the loss itself, as a function of the predictions;
+* for a :class:`~bprop.nn.losses.Loss`: the loss itself, as a function of the predictions;
 * for a :class:`~bprop.Sequential`: the given loss of the model's output.
 
 Layers that draw random numbers while training (Dropout) have their generators rewound before
@@ -43,9 +43,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .layers import Layer
-from .losses import Loss, get_loss
-from .model import Sequential
+from ..nn.layers import Layer
+from ..nn.losses import Loss, get_loss
+from ..nn.model import Sequential
 
 
 class GradcheckReport:

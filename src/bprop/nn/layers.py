@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import (
+from .._checks import (
     as_array,
     as_float_dtype,
     check_choice,
     check_positive_float,
     check_positive_int,
 )
-from ._kernels import compiled
+from ..backend.kernels import compiled
 from .parameter import Parameter
 
 INITS = ("he", "xavier", "lecun", "normal", "uniform", "zeros")
@@ -372,7 +372,7 @@ class ReLU(Activation):
             # The 0/1 mask product is several times faster than np.where on large arrays.
             return grad_out * (self._out > 0)
         grad_in = np.empty_like(grad_out)
-        kernel(grad_out, self._out, grad_in)  # the same product in one pass (bprop._fused)
+        kernel(grad_out, self._out, grad_in)  # the same product in one pass (bprop.backend._fused)
         return grad_in
 
 

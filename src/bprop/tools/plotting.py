@@ -148,7 +148,7 @@ def plot_first_layer(weights: np.ndarray, side: int, path, count: int = 32) -> P
 
 def plot_activations(path) -> Path:
     """Each activation function and its derivative, as the layers compute them."""
-    from .layers import LeakyReLU, ReLU, Sigmoid, Tanh
+    from ..nn.layers import LeakyReLU, ReLU, Sigmoid, Tanh
 
     plt = _pyplot()
     x = np.linspace(-4, 4, 401).reshape(-1, 1)

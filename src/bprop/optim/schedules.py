@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
-from ._checks import check_choice, check_positive_float, check_positive_int
-from .optim import Optimizer
+from .._checks import check_choice, check_positive_float, check_positive_int
+from .optimizers import Optimizer
 
 
 class Schedule:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._checks import (
+from .._checks import (
     all_finite,
     as_array,
     as_features,
@@ -30,7 +30,10 @@ from ._checks import (
     check_same_length,
     check_seed,
 )
-from .callbacks import Callback
+from ..optim.callbacks import Callback
+from ..optim.optimizers import OPTIMIZERS, SGD, Optimizer, clip_grad_norm, clip_grad_value
+from ..optim.regularizers import Regularizer
+from ..optim.schedules import Schedule
 from .layers import BatchNorm, Layer, Sigmoid, Softmax
 from .losses import (
     BinaryCrossEntropy,
@@ -41,10 +44,7 @@ from .losses import (
     get_loss,
 )
 from .metrics import METRICS
-from .optim import OPTIMIZERS, SGD, Optimizer, clip_grad_norm, clip_grad_value
 from .parameter import Parameter, flat_views, pack
-from .regularizers import Regularizer
-from .schedules import Schedule
 
 #: inference runs over slices of rows whose widest activation takes about this many bytes
 _INFERENCE_SLICE_BYTES = 2**20
@@ -170,7 +170,7 @@ class Sequential:
         """The output for ``X`` in inference mode, computed a slice of rows at a time.
 
         In inference every layer treats rows independently (a rule for all layers, see
-        :class:`~bprop.layers.Layer`), so slicing changes where the activations live, not
+        :class:`~bprop.nn.layers.Layer`), so slicing changes where the activations live, not
         what they are (up to the last bits that a matrix product's blocking may change): a
         slice's fit in the processor's cache (predicting the 10,000 MNIST test images this
         way takes about 7% less time than in one piece), and a large ``X`` needs little
@@ -259,7 +259,7 @@ class Sequential:
     def save(self, path, optimizer: Optimizer | None = None) -> None:
         """Write the model (and optionally ``optimizer``'s state) to one file; see
         :func:`bprop.save`."""
-        from .io import save
+        from ..io import save
 
         save(self, path, optimizer=optimizer)
 

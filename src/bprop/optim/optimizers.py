@@ -6,7 +6,7 @@ An optimizer is created without parameters and applied to them with ``step``::
     opt.step(model.parameters())
 
 It sees only parameters (a value and its gradient), never layers. Each step works on the flat
-views of all parameters given (see :func:`bprop.parameter.flat_views`), so one update of a
+views of all parameters given (see :func:`bprop.nn.parameter.flat_views`), so one update of a
 whole network is a few vectorised array operations. Per-parameter state (momentum buffers,
 moment estimates) lives in the optimizer, keyed by the set of parameters it was stepped with,
 and survives across ``fit`` calls.
@@ -28,9 +28,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from . import _kernels
-from ._checks import all_finite, check_positive_float
-from .parameter import Parameter, flat_views
+from .._checks import all_finite, check_positive_float
+from ..backend import kernels as _kernels
+from ..nn.parameter import Parameter, flat_views
 
 #: how often (in steps) an optimizer sets subnormal values in its state to zero; see
 #: :meth:`Optimizer.step`
@@ -40,7 +40,7 @@ FLUSH_EVERY = 32
 class Optimizer:
     """Base class: subclasses implement :meth:`update` on flat value/gradient arrays.
 
-    ``lr`` is a plain attribute: learning-rate schedules (:mod:`bprop.schedules`) change it
+    ``lr`` is a plain attribute: learning-rate schedules (:mod:`bprop.optim.schedules`) change it
     between steps.
     """
 
@@ -212,7 +212,7 @@ class SGD(Optimizer):
 
     Without momentum this is the tutorials' ``weights -= learning_rate * gradient``.
 
-    >>> from bprop.parameter import Parameter
+    >>> from bprop.nn.parameter import Parameter
     >>> p = Parameter([1.0, 2.0])
     >>> p.grad[:] = [0.5, -0.5]
     >>> SGD(lr=0.1).step([p])
@@ -433,7 +433,7 @@ def clip_grad_value(parameters: Iterable[Parameter], limit: float) -> None:
     """Clip every gradient element to ``[-limit, limit]`` in place (the tutorials' "delta
     trimming").
 
-    >>> from bprop.parameter import Parameter
+    >>> from bprop.nn.parameter import Parameter
     >>> p = Parameter([0.0, 0.0, 0.0])
     >>> p.grad[:] = [-5.0, 0.5, 5.0]
     >>> clip_grad_value([p], 1.0)
@@ -452,7 +452,7 @@ def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float) -> float:
     over every gradient element of every parameter; the direction of the step is kept. Returns
     the norm before clipping (as PyTorch's ``clip_grad_norm_`` does).
 
-    >>> from bprop.parameter import Parameter
+    >>> from bprop.nn.parameter import Parameter
     >>> p = Parameter([0.0, 0.0])
     >>> p.grad[:] = [3.0, 4.0]
     >>> clip_grad_norm([p], 1.0)

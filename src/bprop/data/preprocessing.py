@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._checks import as_array, as_features, check_positive_int, check_same_length, check_seed
+from .._checks import as_array, as_features, check_positive_int, check_same_length, check_seed
 
 
 def train_test_split(X, y, test_size: float | int = 0.25, shuffle: bool = True,

@@ -1,4 +1,4 @@
-"""The optional compiled kernels: the C extension ``bprop._fused``, built at install time.
+"""The optional compiled kernels: the C extension ``bprop.backend._fused``, built at install time.
 
 NumPy cannot fuse element-wise operations, so Adam's update is ten passes over the parameter
 buffer, limited by memory bandwidth. The extension does the same float operations in the same

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_array, check_choice, check_finite
+from .._checks import as_array, check_choice, check_finite
 
 REDUCTIONS = ("mean", "sum")
 

@@ -1,5 +1,5 @@
 /*
- * bprop._fused: Adam's update as one pass over the parameter buffer, ReLU's backward pass in one
+ * bprop.backend._fused: Adam's update as one pass over the parameter buffer, ReLU's backward pass in one
  * pass, a fast test that an array is finite, and the flushing of subnormal numbers to zero.
  *
  * NumPy cannot fuse element-wise operations, so optim.Adam's NumPy code reads and writes the
@@ -28,7 +28,7 @@
  * widen float arithmetic, or assume that no value is NaN. */
 #if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) \
     || (defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0)
-#error "bprop._fused needs IEEE arithmetic: build it without -ffast-math and not for x87"
+#error "bprop.backend._fused needs IEEE arithmetic: build it without -ffast-math and not for x87"
 #endif
 
 #if defined(_MSC_VER) && !defined(__clang__)

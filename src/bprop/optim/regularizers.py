@@ -22,8 +22,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ._checks import check_positive_float
-from .parameter import Parameter
+from .._checks import check_positive_float
+from ..nn.parameter import Parameter
 
 
 class Regularizer:
@@ -53,7 +53,7 @@ class Regularizer:
 class L2(Regularizer):
     r""":math:`\frac{\lambda}{2}\sum w^2`; gradient :math:`\lambda w`.
 
-    >>> from bprop.parameter import Parameter
+    >>> from bprop.nn.parameter import Parameter
     >>> weights, bias = Parameter([[1.0, -2.0]]), Parameter([3.0], decay=False)
     >>> L2(0.1).forward([weights, bias])
     0.25
@@ -75,7 +75,7 @@ class L2(Regularizer):
 class L1(Regularizer):
     r""":math:`\lambda\sum |w|`; (sub)gradient :math:`\lambda\,\mathrm{sign}(w)`, 0 at 0.
 
-    >>> from bprop.parameter import Parameter
+    >>> from bprop.nn.parameter import Parameter
     >>> weights = Parameter([[1.0, -2.0, 0.0]])
     >>> L1(0.1).forward([weights])
     0.30000000000000004

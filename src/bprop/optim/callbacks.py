@@ -16,12 +16,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from ._checks import check_positive_float
-from ._progress import ProgressBar
+from .._checks import check_positive_float
+from .._progress import ProgressBar
 from .schedules import improved, resolve_mode
 
 if TYPE_CHECKING:
-    from .model import History, Sequential
+    from ..nn.model import History, Sequential
 
 
 class Callback:

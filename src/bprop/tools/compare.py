@@ -226,8 +226,8 @@ def missing_requirement(peer: str) -> str:
 # -- the data and the starting point, identical in every process ----------------------------------
 def load_data(settings: Settings):
     """``X_train, X_test, y_train, y_test`` as float32 features and int64 labels."""
-    from . import datasets
-    from .preprocessing import StandardScaler, train_test_split
+    from .. import data as datasets
+    from ..data.preprocessing import StandardScaler, train_test_split
 
     if settings.dataset == "digits":
         X, y = datasets.load_digits()
@@ -269,11 +269,11 @@ def initial_weights(settings: Settings, n_features: int, n_classes: int):
 
 # -- one peer, in its own process ---------------------------------------------------------------
 def _run_in_subprocess(peer: str, settings: Settings) -> PeerResult:
-    """Run ``peer`` in a fresh Python process (``python -m bprop.comparison``), which works
+    """Run ``peer`` in a fresh Python process (``python -m bprop.tools.compare``), which works
     from any script, guarded by ``if __name__ == "__main__"`` or not; a peer that fails is
     reported as failed, and the others still run."""
     payload = json.dumps({"peer": peer, "settings": asdict(settings)})
-    done = subprocess.run([sys.executable, "-m", "bprop.comparison", payload],
+    done = subprocess.run([sys.executable, "-m", "bprop.tools.compare", payload],
                           capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -335,7 +335,7 @@ def _timed(function, *args) -> float:
 def _train_bprop(settings, weights, X, y, peer):
     import bprop as bp
 
-    from .callbacks import Callback
+    from ..optim.callbacks import Callback
 
     class EpochTimer(Callback):
         def on_train_begin(self, model):

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import layers as L
-from . import losses as losses_module
+from ..nn import layers as L
+from ..nn import losses as losses_module
+from ..nn.model import Sequential
 from .gradcheck import relative_error
-from .model import Sequential
 
 ACTIVATION_FORMULAS = {
     L.Sigmoid: ("sigmoid({z})", "{g} * {a} * (1 - {a})"),
