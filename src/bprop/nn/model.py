@@ -34,6 +34,7 @@ from ..optim.callbacks import Callback
 from ..optim.optimizers import OPTIMIZERS, SGD, Optimizer, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from ..optim.schedules import Schedule
+from .history import History, TrainingDivergedError
 from .layers import BatchNorm, Layer, Sigmoid, Softmax
 from .losses import (
     BinaryCrossEntropy,
@@ -48,46 +49,6 @@ from .parameter import Parameter, flat_views, pack
 
 #: inference runs over slices of rows whose widest activation takes about this many bytes
 _INFERENCE_SLICE_BYTES = 2**20
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Raised by ``fit`` when the loss or a gradient stops being finite.
-
-    The model keeps the last weights that were finite; ``history`` holds the epochs completed.
-    """
-
-    def __init__(self, message: str, history: History) -> None:
-        super().__init__(message)
-        self.history = history
-
-
-class History:
-    """Per-epoch values of the loss and every metric, for training and validation.
-
-    ``history["loss"]`` is the list of training losses, one per epoch; validation values are
-    under ``"val_loss"``, ``"val_accuracy"`` and so on.
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-
-    def append(self, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            self.history.setdefault(name, []).append(float(value))
-
-    @property
-    def epochs(self) -> int:
-        return len(self.history.get("loss", []))
-
-    def __getitem__(self, name: str) -> list[float]:
-        return self.history[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.history
-
-    def __repr__(self) -> str:
-        last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
-        return f"History(epochs={self.epochs}{', ' if last else ''}{last})"
 
 
 class Sequential:
