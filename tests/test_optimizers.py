@@ -104,6 +104,44 @@ def test_optimizer_argument_errors():
         bp.AdamW(weight_decay=-1)
 
 
+@pytest.mark.parametrize("name, cls", [("sgd", bp.SGD), ("Adam", bp.Adam), ("ADAMW", bp.AdamW),
+                                       ("rmsprop", bp.RMSProp)])
+def test_get_optimizer_creates_one_by_name_in_any_case(name, cls):
+    optimizer = bp.get_optimizer(name, lr=0.25, weight_decay=0.5)
+    assert type(optimizer) is cls
+    assert (optimizer.lr, optimizer.weight_decay) == (0.25, 0.5)
+    assert type(bp.get_optimizer(name)) is cls  # with the class's defaults
+    assert bp.get_optimizer(cls, lr=0.5).lr == 0.5
+    assert bp.optim.get_optimizer is bp.get_optimizer
+
+
+def test_get_optimizer_passes_each_setting_on():
+    optimizer = bp.get_optimizer("rmsprop", lr=0.1, alpha=0.9, momentum=0.5, centered=True)
+    assert optimizer.get_config() == bp.RMSProp(lr=0.1, alpha=0.9, momentum=0.5,
+                                                centered=True).get_config()
+    assert bp.get_optimizer("adam", betas=[0.8, 0.9]).betas == (0.8, 0.9)
+
+
+def test_get_optimizer_returns_an_optimizer_as_it_is():
+    optimizer = bp.SGD(lr=0.1)
+    assert bp.get_optimizer(optimizer) is optimizer
+    with pytest.raises(TypeError, match=r"settings \(lr\) are for an optimizer created by name"):
+        bp.get_optimizer(optimizer, lr=0.2)
+
+
+def test_get_optimizer_errors_name_the_choices():
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'; choose one of 'sgd', "
+                                         "'adam', 'adamw', 'rmsprop'"):
+        bp.get_optimizer("adagrad")
+    with pytest.raises(TypeError, match="SGD takes no 'betas'; its settings are lr, momentum, "
+                                        "nesterov, weight_decay"):
+        bp.get_optimizer("sgd", lr=0.1, betas=(0.9, 0.99))
+    with pytest.raises(TypeError, match="optimizer must be an Optimizer or one of 'sgd'"):
+        bp.get_optimizer(3)
+    with pytest.raises(ValueError, match="momentum must be in"):  # the class's own checks
+        bp.get_optimizer("sgd", momentum=1.5)
+
+
 # -- against PyTorch -----------------------------------------------------------------------------
 
 def torch_twin(model):

@@ -32,7 +32,16 @@ from .nn.model import History, Sequential, TrainingDivergedError
 from .nn.parameter import Parameter
 from .nn.perceptron import Perceptron
 from .optim.callbacks import BestState, Callback, EarlyStopping, Progress
-from .optim.optimizers import SGD, Adam, AdamW, Optimizer, RMSProp, clip_grad_norm, clip_grad_value
+from .optim.optimizers import (
+    SGD,
+    Adam,
+    AdamW,
+    Optimizer,
+    RMSProp,
+    clip_grad_norm,
+    clip_grad_value,
+    get_optimizer,
+)
 from .optim.regularizers import L1, L1L2, L2, Regularizer
 from .optim.schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
 from .tools import plotting
@@ -101,6 +110,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "datasets",
+    "get_optimizer",
     "gradcheck",
     "load",
     "mean_absolute_error",

@@ -12,6 +12,7 @@ from .optimizers import (
     clip_grad_value,
     flush_subnormals,
     fused_adam_available,
+    get_optimizer,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "clip_grad_value",
     "flush_subnormals",
     "fused_adam_available",
+    "get_optimizer",
 ]

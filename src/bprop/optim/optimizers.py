@@ -22,13 +22,14 @@ before a step.
 
 from __future__ import annotations
 
+import inspect
 import math
 import weakref
 from collections.abc import Iterable
 
 import numpy as np
 
-from .._checks import all_finite, check_positive_float
+from .._checks import all_finite, check_choice, check_positive_float
 from ..backend import kernels as _kernels
 from ..nn.parameter import Parameter, flat_views
 
@@ -407,6 +408,54 @@ class RMSProp(Optimizer):
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSProp)}
+
+
+def get_optimizer(optimizer: str | Optimizer | type[Optimizer], **kwargs) -> Optimizer:
+    """Return ``optimizer`` if it is an :class:`Optimizer`, or create one from its name.
+
+    Parameters
+    ----------
+    optimizer : str, Optimizer or Optimizer subclass
+        ``"sgd"``, ``"adam"``, ``"adamw"`` or ``"rmsprop"`` (in any case), a class to create,
+        or an optimizer, returned as it is.
+    **kwargs
+        The settings of the optimizer to create (``lr``, ``momentum``, ...), as its class
+        takes them.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the choices).
+    TypeError
+        For a keyword the optimizer does not take (the message lists those it takes), or for
+        settings given with an optimizer that already exists.
+
+    Examples
+    --------
+    >>> get_optimizer("SGD", lr=0.1, momentum=0.9)
+    SGD(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0)
+    >>> get_optimizer("adam", betas=(0.9, 0.99)).betas
+    (0.9, 0.99)
+    """
+    if isinstance(optimizer, Optimizer):
+        if kwargs:
+            raise TypeError(f"settings ({', '.join(sorted(kwargs))}) are for an optimizer "
+                            f"created by name; {optimizer!r} already exists")
+        return optimizer
+    if isinstance(optimizer, str):
+        choices = {name.lower(): cls for name, cls in OPTIMIZERS.items()}
+        cls = choices[check_choice(optimizer.lower(), "optimizer", tuple(choices))]
+    elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        cls = optimizer
+    else:
+        names = ", ".join(repr(name.lower()) for name in OPTIMIZERS)
+        raise TypeError(f"optimizer must be an Optimizer or one of {names}, got {optimizer!r}")
+    accepted = list(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"{cls.__name__} takes no {', '.join(map(repr, unknown))}; its "
+                        f"settings are {', '.join(accepted)}")
+    return cls(**kwargs)
 
 
 def fused_adam_available() -> bool:
