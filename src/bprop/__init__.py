@@ -13,6 +13,7 @@ from . import data as datasets
 from ._version import __version__ as __version__
 from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
 from .io import ModelFileError, load, save
+from .nn.builder import mlp
 from .nn.layers import (
     BatchNorm,
     Dense,
@@ -116,6 +117,7 @@ __all__ = [
     "mean_absolute_error",
     "mean_squared_error",
     "minibatches",
+    "mlp",
     "one_hot",
     "plotting",
     "r2_score",

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import demos
-from ..nn.layers import ACTIVATIONS, LAYERS, Dense, Sigmoid, activation
+from ..nn.builder import mlp
+from ..nn.layers import ACTIVATIONS, LAYERS, Dense, Sigmoid
 from ..nn.losses import BinaryCrossEntropy, get_loss
 from ..nn.model import Sequential
 from ..tools import plotting
@@ -44,15 +45,9 @@ def small_network(layers: str, hidden: str, loss: str, seed: int,
     if hidden not in ACTIVATIONS:
         raise UsageError(f"unknown activation {hidden!r}; choose from "
                          f"{', '.join(sorted(ACTIVATIONS))}")
-    stack = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        stack.append(Dense(a, b, init="xavier"))
-        if i < len(sizes) - 2:
-            stack.append(activation(hidden))
     output = output or ("none" if loss == "cross_entropy" else "sigmoid")
-    if output != "none":
-        stack.append(activation(output))
-    model = Sequential(stack, seed=seed, dtype="float64")
+    model = mlp(sizes, activation=hidden, output=None if output == "none" else output,
+                init="xavier", seed=seed, dtype="float64")
     # Small non-zero biases: with zero biases an all-zero sample (XOR's first) sits exactly on
     # ReLU's kink, where finite differences cannot check the slope.
     rng = np.random.default_rng(seed)

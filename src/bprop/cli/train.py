@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from ..nn.layers import ACTIVATIONS, INITS, BatchNorm, Dense, Dropout, activation
+from ..nn.builder import mlp
+from ..nn.layers import ACTIVATIONS, INITS, Dense
 from ..nn.model import Sequential
 from ..optim.callbacks import BestState, EarlyStopping, Progress
 from ..optim.optimizers import SGD, Adam, AdamW, RMSProp
@@ -232,16 +233,8 @@ def build_model(settings: dict, data: datasets.Data) -> Sequential:
             f"{settings['dataset']} has {n_in} features and {n_out} "
             f"{'classes' if data.task == 'classification' else 'outputs'}, so the layers must "
             f"start with {n_in} and end with {n_out}")
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(Dense(a, b, init=settings["init"]))
-        if i < len(sizes) - 2:
-            if settings["batch_norm"]:
-                layers.append(BatchNorm(b))
-            layers.append(activation(settings["activation"]))
-            if settings["dropout"]:
-                layers.append(Dropout(settings["dropout"]))
-    return Sequential(layers, seed=settings["seed"])
+    return mlp(sizes, activation=settings["activation"], batch_norm=settings["batch_norm"],
+               dropout=settings["dropout"], init=settings["init"], seed=settings["seed"])
 
 
 def split_validation(settings: dict, data: datasets.Data):

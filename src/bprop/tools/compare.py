@@ -33,6 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
+from ..nn.builder import mlp
+from ..optim.callbacks import Callback
+from ..optim.optimizers import SGD, Adam
+
 PEERS = ("bprop", "sklearn", "torch", "torch-gpu", "jax")
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adam", "sgd")
@@ -332,34 +337,34 @@ def _timed(function, *args) -> float:
     return time.perf_counter() - start
 
 
+class _EpochTimer(Callback):
+    """The seconds each epoch of ``fit`` took."""
+
+    def on_train_begin(self, model):
+        self.times, self.last = [], time.perf_counter()
+
+    def on_epoch_end(self, epoch, history):
+        now = time.perf_counter()
+        self.times.append(now - self.last)
+        self.last = now
+
+
+def bprop_network(settings: Settings, weights):
+    """bprop's network for ``settings``, starting from ``weights`` (:func:`initial_weights`)."""
+    sizes = [weights[0][0].shape[0], *(W.shape[1] for W, _ in weights)]
+    return mlp(sizes, activation={"logistic": "sigmoid"}.get(settings.activation,
+                                                              settings.activation),
+               seed=settings.seed, dtype=settings.dtype, weights=weights)
+
+
 def _train_bprop(settings, weights, X, y, peer):
-    import bprop as bp
-
-    from ..optim.callbacks import Callback
-
-    class EpochTimer(Callback):
-        def on_train_begin(self, model):
-            self.times, self.last = [], time.perf_counter()
-
-        def on_epoch_end(self, epoch, history):
-            now = time.perf_counter()
-            self.times.append(now - self.last)
-            self.last = now
-
-    layers = []
-    for i, (W, b) in enumerate(weights):
-        layers.append(bp.Dense.from_weights(W, b))
-        if i < len(weights) - 1:
-            layers.append(bp.activation({"logistic": "sigmoid"}.get(settings.activation,
-                                                                     settings.activation)))
-    model = bp.Sequential(layers, seed=settings.seed, dtype=settings.dtype)
-    optimizer = (bp.Adam(lr=settings.lr) if settings.optimizer == "adam"
-                 else bp.SGD(lr=settings.lr))
-    timer = EpochTimer()
+    model = bprop_network(settings, weights)
+    optimizer = Adam(lr=settings.lr) if settings.optimizer == "adam" else SGD(lr=settings.lr)
+    timer = _EpochTimer()
     history = model.fit(X, y, loss="softmax_cross_entropy", optimizer=optimizer,
                         epochs=settings.epochs, batch_size=settings.batch_size, metrics=[],
                         callbacks=[timer])
-    return model.predict, history["loss"], timer.times, bp.__version__
+    return model.predict, history["loss"], timer.times, __version__
 
 
 def _train_sklearn(settings, weights, X, y, peer):
