@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bprop.cli import main
+import bprop as bp
+from bprop.cli import main, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -262,3 +263,19 @@ def test_divergence_and_long_messages_stay_on_one_line(tmp_path, monkeypatch):
     missing = run("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "Place these four files" in missing.stderr
+
+
+@pytest.mark.parametrize("decay", [0.0, 1e-3])
+def test_each_optimizer_gets_the_settings_the_command_line_has(decay):
+    settings = dict(train.DEFAULTS, lr=0.05, momentum=0.8, weight_decay=decay)
+    expected = {"sgd": bp.SGD(lr=0.05, momentum=0.8, weight_decay=decay),
+                "adam": bp.Adam(lr=0.05, weight_decay=decay),
+                # a decay of 0 leaves AdamW its own (decoupled) default
+                "adamw": bp.AdamW(lr=0.05, **({"weight_decay": decay} if decay else {})),
+                "rmsprop": bp.RMSProp(lr=0.05, momentum=0.8, weight_decay=decay)}
+    assert set(expected) == set(train.OPTIMIZERS)
+    for name, optimizer in expected.items():
+        built = train.build_optimizer(dict(settings, optimizer=name))
+        assert type(built) is type(optimizer) and repr(built) == repr(optimizer)
+    assert train.build_optimizer(dict(settings, optimizer="adamw")).weight_decay == \
+        (decay or 0.01)

@@ -21,7 +21,8 @@ from ..nn.builder import mlp
 from ..nn.layers import ACTIVATIONS, INITS, Dense
 from ..nn.model import Sequential
 from ..optim.callbacks import BestState, EarlyStopping, Progress
-from ..optim.optimizers import SGD, Adam, AdamW, RMSProp
+from ..optim.optimizers import OPTIMIZERS as OPTIMIZER_CLASSES
+from ..optim.optimizers import get_optimizer
 from ..optim.regularizers import L1, L1L2, L2
 from ..optim.schedules import CosineLR, StepLR
 from ..tools import plotting
@@ -40,7 +41,7 @@ TYPES = {"dataset": str, "target": str, "data_dir": str, "task": str, "scale": s
          "init": str, "dropout": float, "batch_norm": bool, "optimizer": str, "lr": float,
          "momentum": float, "weight_decay": float, "l1": float, "l2": float, "schedule": str,
          "epochs": int, "batch_size": int, "patience": int, "seed": int, "out": str}
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+OPTIMIZERS = tuple(name.lower() for name in OPTIMIZER_CLASSES)  # sgd, adam, adamw, rmsprop
 SCHEDULES = ("none", "cosine", "step")
 
 
@@ -250,14 +251,14 @@ def split_validation(settings: dict, data: datasets.Data):
 
 
 def build_optimizer(settings: dict):
-    lr, name = settings["lr"], settings["optimizer"]
-    if name == "sgd":
-        return SGD(lr=lr, momentum=settings["momentum"], weight_decay=settings["weight_decay"])
-    if name == "adam":
-        return Adam(lr=lr, weight_decay=settings["weight_decay"])
-    if name == "adamw":
-        return AdamW(lr=lr, weight_decay=settings["weight_decay"] or 0.01)
-    return RMSProp(lr=lr, momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+    """The optimizer the settings name, with those of its settings the command line has."""
+    name, decay = settings["optimizer"], settings["weight_decay"]
+    options = {"lr": settings["lr"]}
+    if name in ("sgd", "rmsprop"):
+        options["momentum"] = settings["momentum"]
+    if decay or name != "adamw":  # a decay of 0 leaves AdamW its own default (0.01)
+        options["weight_decay"] = decay
+    return get_optimizer(name, **options)
 
 
 def build_schedule(settings: dict, optimizer):

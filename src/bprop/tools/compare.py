@@ -36,7 +36,7 @@ import numpy as np
 from .._version import __version__
 from ..nn.builder import mlp
 from ..optim.callbacks import Callback
-from ..optim.optimizers import SGD, Adam
+from ..optim.optimizers import get_optimizer
 
 PEERS = ("bprop", "sklearn", "torch", "torch-gpu", "jax")
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -359,7 +359,7 @@ def bprop_network(settings: Settings, weights):
 
 def _train_bprop(settings, weights, X, y, peer):
     model = bprop_network(settings, weights)
-    optimizer = Adam(lr=settings.lr) if settings.optimizer == "adam" else SGD(lr=settings.lr)
+    optimizer = get_optimizer(settings.optimizer, lr=settings.lr)
     timer = _EpochTimer()
     history = model.fit(X, y, loss="softmax_cross_entropy", optimizer=optimizer,
                         epochs=settings.epochs, batch_size=settings.batch_size, metrics=[],
