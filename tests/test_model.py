@@ -337,8 +337,9 @@ def test_divergence_resets_the_optimizer_state():
 def test_batchnorm_never_sees_a_last_batch_of_one():
     X = np.random.default_rng(0).standard_normal((21, 3))
     model = bp.Sequential([bp.Dense(3, 4), bp.BatchNorm(4), bp.Dense(4, 1)], seed=0)
-    assert [len(range(21)[b]) for b in model._batches(21, 10, shuffle=False)] == [10, 11]
-    assert sorted(np.concatenate(model._batches(21, 10, shuffle=True))) == list(range(21))
+    step = bp.TrainingStep(model, "mse", bp.SGD())
+    assert [len(range(21)[b]) for b in step.batches(21, 10, shuffle=False)] == [10, 11]
+    assert sorted(np.concatenate(step.batches(21, 10, shuffle=True))) == list(range(21))
     model.fit(X, X[:, 0], loss="mse", epochs=2, batch_size=10)  # would fail on a batch of 1
     plain = bp.Sequential([bp.Dense(3, 1)], seed=0)
-    assert len(plain._batches(21, 10, shuffle=False)) == 3
+    assert len(bp.TrainingStep(plain, "mse", bp.SGD()).batches(21, 10, shuffle=False)) == 3

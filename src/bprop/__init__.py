@@ -14,6 +14,7 @@ from ._version import __version__ as __version__
 from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
 from .io import ModelFileError, load, save
 from .nn.builder import mlp
+from .nn.history import History, TrainingDivergedError
 from .nn.layers import (
     BatchNorm,
     Dense,
@@ -29,9 +30,10 @@ from .nn.layers import (
 )
 from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .nn.metrics import accuracy, mean_absolute_error, mean_squared_error, r2_score
-from .nn.model import History, Sequential, TrainingDivergedError
+from .nn.model import Sequential
 from .nn.parameter import Parameter
 from .nn.perceptron import Perceptron
+from .nn.step import StepResult, TrainingStep
 from .optim.callbacks import BestState, Callback, EarlyStopping, Progress
 from .optim.optimizers import (
     SGD,
@@ -103,8 +105,10 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "StandardScaler",
     "StepLR",
+    "StepResult",
     "Tanh",
     "TrainingDivergedError",
+    "TrainingStep",
     "accuracy",
     "activation",
     "compare",

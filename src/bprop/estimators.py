@@ -31,10 +31,12 @@ import warnings
 import numpy as np
 
 from ._checks import as_array, as_features, check_same_length
+from .nn.history import History, TrainingDivergedError
 from .nn.layers import ACTIVATIONS, BatchNorm, Dense, Dropout
 from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .nn.metrics import accuracy, r2_score
-from .nn.model import Sequential, TrainingDivergedError
+from .nn.model import Sequential
+from .nn.step import TrainingStep
 from .optim.optimizers import SGD, Adam
 from .optim.regularizers import L2
 
@@ -90,7 +92,7 @@ class PerSampleLoss(Loss):
     how scikit-learn's MLPs define their losses."""
 
     def __init__(self, inner: Loss, factor: float = 1.0) -> None:
-        super().__init__("sum")
+        super().__init__("mean")  # (a mean over samples, of sums over outputs)
         self.inner, self.factor = inner, factor
         self.task = inner.task
 
@@ -261,6 +263,9 @@ class _BaseMLP(BaseEstimator):
             self.batch_size, len(X))
         if not hasattr(self, "_optimizer") or first_time or not incremental:
             self._optimizer = self._make_optimizer()
+            self._step = TrainingStep(self.model_, self._loss, self._optimizer,
+                                      regularizer=L2(self.alpha) if self.alpha else None,
+                                      scale_penalty_by_batch=True)
         for _ in range(n_epochs):
             self._run_epoch(X, Y, batch_size)
             self.n_iter_ += 1
@@ -331,25 +336,18 @@ class _BaseMLP(BaseEstimator):
                     eps=self.epsilon)
 
     def _run_epoch(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
-        model, loss = self.model_, self._loss
-        parameters = model.parameters()
-        total = 0.0
-        for rows in model._batches(len(X), batch_size, self.shuffle):
-            X_batch, Y_batch = X[rows], Y[rows]
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                value = loss.forward(model._forward(X_batch, training=True), Y_batch)
-                model.zero_grad()
-                model.backward(loss.backward())
-                if self.alpha:
-                    penalty = L2(self.alpha / len(X_batch))
-                    value += penalty.forward(parameters)
-                    penalty.backward(parameters)
-            if not np.isfinite(value):
-                raise TrainingDivergedError(
-                    f"the training loss became {value}; lower learning_rate_init", None)
-            self._optimizer.step(parameters)
-            total += value * len(X_batch)
-        self.loss_ = total / len(X)
+        """One epoch through bprop's training step (the one ``Sequential.fit`` runs), with
+        ``alpha`` as an L2 penalty scaled by each batch's size."""
+        try:
+            self.loss_ = self._step._epoch(X, Y, batch_size, self.shuffle).loss
+        except TrainingDivergedError as error:
+            history = History()
+            for loss in self.loss_curve_:
+                history.append({"loss": loss})
+            raise TrainingDivergedError(
+                f"{error} in iteration {self.n_iter_ + 1}; training stopped, the network keeps "
+                "its last finite weights. Lower learning_rate_init or scale the inputs.",
+                history) from None
         self.loss_curve_.append(self.loss_)
 
     def _update_no_improvement_count(self, early_stopping: bool, X_val, y_val) -> None:

@@ -15,7 +15,7 @@ keeps the old weights, so that a step that makes them NaN or infinite can be und
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,17 +25,15 @@ from .._checks import (
     as_features,
     as_float_dtype,
     check_finite,
-    check_positive_float,
     check_positive_int,
     check_same_length,
     check_seed,
 )
-from ..optim.callbacks import Callback
-from ..optim.optimizers import OPTIMIZERS, SGD, Optimizer, clip_grad_norm, clip_grad_value
+from ..optim.optimizers import SGD, Optimizer
 from ..optim.regularizers import Regularizer
 from ..optim.schedules import Schedule
 from .history import History, TrainingDivergedError
-from .layers import BatchNorm, Layer, Sigmoid, Softmax
+from .layers import Layer, Sigmoid, Softmax
 from .losses import (
     BinaryCrossEntropy,
     Loss,
@@ -45,7 +43,8 @@ from .losses import (
     get_loss,
 )
 from .metrics import METRICS
-from .parameter import Parameter, flat_views, pack
+from .parameter import Parameter, pack
+from .step import TrainingStep
 
 #: inference runs over slices of rows whose widest activation takes about this many bytes
 _INFERENCE_SLICE_BYTES = 2**20
@@ -267,7 +266,7 @@ class Sequential:
         clip_value: float | None = None,
         clip_norm: float | None = None,
         schedule: Schedule | None = None,
-        callbacks: Sequence[Callback | Callable] = (),
+        callbacks: Sequence = (),
         verbose: int = 0,
     ) -> History:
         """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
@@ -307,19 +306,14 @@ class Sequential:
         loss = get_loss(loss)
         self._check_loss_fits_output(loss)
         optimizer = SGD(lr=0.01) if optimizer is None else optimizer
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(
-                f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
+        step = TrainingStep(self, loss, optimizer, regularizer=regularizer,
+                            clip_value=clip_value, clip_norm=clip_norm)
         if schedule is not None and getattr(schedule, "optimizer", None) is not optimizer:
             raise ValueError("the schedule was built on a different optimizer than the one "
                              "given to fit; build it on the same one")
-        if regularizer is not None and not isinstance(regularizer, Regularizer):
-            raise TypeError(f"regularizer must be L1, L2 or L1L2, got {regularizer!r}")
-        clip_value = None if clip_value is None else check_positive_float(clip_value, "clip_value")
-        clip_norm = None if clip_norm is None else check_positive_float(clip_norm, "clip_norm")
         callbacks = list(callbacks)
         for callback in callbacks:
-            if not (isinstance(callback, Callback) or callable(callback)):
+            if not (_is_callback_object(callback) or callable(callback)):
                 raise TypeError(f"a callback must be a Callback or a function, got {callback!r}")
         epochs = check_positive_int(epochs, "epochs")
         metrics = self._metric_names(metrics, loss)
@@ -333,10 +327,9 @@ class Sequential:
         self.loss = loss
         self.stop_training = False
         history = History()
-        step = _TrainingStep(self, loss, optimizer, regularizer, clip_value, clip_norm)
         self._check_monitors([schedule, *callbacks], metrics, validation_data is not None)
         for callback in callbacks:
-            if isinstance(callback, Callback):
+            if _is_callback_object(callback):
                 callback.model = self
                 callback.on_train_begin(self)
         was_training = self.training
@@ -355,7 +348,7 @@ class Sequential:
                 if schedule is not None:
                     schedule.step(self._monitored(schedule, history))
                 for callback in callbacks:
-                    hook = callback.on_epoch_end if isinstance(callback, Callback) else callback
+                    hook = callback.on_epoch_end if _is_callback_object(callback) else callback
                     if hook(epoch, history):
                         self.stop_training = True
                 if self.stop_training:
@@ -363,7 +356,7 @@ class Sequential:
         finally:
             self.training = was_training
         for callback in callbacks:
-            if isinstance(callback, Callback):
+            if _is_callback_object(callback):
                 callback.on_train_end(self)
         return history
 
@@ -381,48 +374,22 @@ class Sequential:
                 raise ValueError(f"{type(watcher).__name__} monitors {monitor!r} but the history "
                                  f"will have only {sorted(keys)}; {hint} or monitor='loss'")
 
-    def _batches(self, n_samples: int, batch_size: int, shuffle: bool) -> list:
-        """The rows of each mini-batch of one epoch (slices when not shuffling)."""
-        starts = list(range(0, n_samples, batch_size))
-        # BatchNorm cannot train on a single sample: fold a last batch of one into the one
-        # before it rather than fail in the middle of an epoch.
-        has_batchnorm = any(isinstance(layer, BatchNorm) for layer in self.layers)
-        if has_batchnorm and len(starts) > 1 and n_samples - starts[-1] == 1:
-            starts.pop()
-        stops = starts[1:] + [n_samples]
-        if not shuffle:
-            return [slice(a, b) for a, b in zip(starts, stops, strict=True)]
-        order = self.rng.permutation(n_samples)
-        return [order[a:b] for a, b in zip(starts, stops, strict=True)]
-
-    def _train_epoch(self, X, y, step: _TrainingStep, batch_size: int, shuffle: bool,
+    def _train_epoch(self, X, y, step: TrainingStep, batch_size: int, shuffle: bool,
                      metrics: list[str], epoch: int, history: History) -> dict[str, float]:
         """One pass over the data in mini-batches; the epoch's running loss and metrics."""
-        n_samples = len(X)
-        data_loss, penalty, outputs = 0.0, 0.0, []
-        for batch in self._batches(n_samples, batch_size, shuffle):
-            try:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    out, batch_loss, batch_penalty = step(X[batch], y[batch])
-            except FloatingPointError as error:
-                step.optimizer.reset(step.parameters)
-                raise TrainingDivergedError(
-                    f"{error} in epoch {epoch + 1}; training stopped, the model keeps its "
-                    "last finite weights and the optimizer's state (moments, step count) was "
-                    "reset. Try a smaller learning rate, scaled inputs, or gradient clipping "
-                    "(clip_norm=...).", history) from None
-            # A mean loss is averaged over the epoch's samples; a summed one is summed over them.
-            data_loss += batch_loss * len(out) if step.loss.reduction == "mean" else batch_loss
-            penalty += batch_penalty * len(out)
-            if metrics:
-                outputs.append((out.copy(), batch))
-        if step.loss.reduction == "mean":
-            data_loss /= n_samples
-        scores = {"loss": data_loss + penalty / n_samples}
+        try:
+            result = step._epoch(X, y, batch_size, shuffle, keep_outputs=bool(metrics))
+        except TrainingDivergedError as error:
+            raise TrainingDivergedError(
+                f"{error} in epoch {epoch + 1}; training stopped, the model keeps its last "
+                "finite weights and the optimizer's state (moments, step count) was reset to "
+                "what it was before that step. Try a smaller learning rate, scaled inputs, or "
+                "gradient clipping (clip_norm=...).", history) from None
+        scores = {"loss": result.loss}
         if metrics:
             # Running values over the epoch's batches, as Keras reports them.
-            out_all = np.concatenate([o for o, _ in outputs])
-            rows = np.concatenate([np.arange(n_samples)[b] for _, b in outputs])
+            out_all = np.concatenate([out for out, _ in result.outputs])
+            rows = np.concatenate([np.arange(len(X))[b] for _, b in result.outputs])
             scores.update(self._scores(out_all, y[rows], step.loss, metrics))
         return scores
 
@@ -595,6 +562,14 @@ class Sequential:
         return X, y
 
 
+def _is_callback_object(callback) -> bool:
+    """Whether ``callback`` is a :class:`~bprop.Callback` (known by its three hooks, so that the
+    model need not import the callbacks, which are written against the model) rather than a
+    plain function ``f(epoch, history)``."""
+    return all(hasattr(callback, hook)
+               for hook in ("on_train_begin", "on_epoch_end", "on_train_end"))
+
+
 def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
     """Check that each layer's input width matches the previous output; return (in, out)."""
     n_inputs = width = None
@@ -610,64 +585,3 @@ def _chain_sizes(layers: list[Layer]) -> tuple[int | None, int | None]:
         if layer.n_outputs is not None:
             width = layer.n_outputs
     return n_inputs, width
-
-
-class _TrainingStep:
-    """One gradient step on a mini-batch: the explicit loop of this module's docstring, plus
-    the optional penalty and gradient clipping. Returns the output, the data loss and the
-    penalty. Raises FloatingPointError, leaving parameters and running statistics as they were
-    before the step, if the loss, a gradient or an updated parameter is not finite."""
-
-    def __init__(self, model: Sequential, loss: Loss, optimizer: Optimizer,
-                 regularizer: Regularizer | None, clip_value: float | None,
-                 clip_norm: float | None) -> None:
-        self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.regularizer, self.clip_value, self.clip_norm = regularizer, clip_value, clip_norm
-        self.parameters = model.parameters()
-        self.buffers = [b for layer in model.layers for b in layer.buffers.values()]
-        self.values, self.grads = flat_views(self.parameters) if self.parameters else (None, None)
-        self.values_before = None if self.values is None else np.empty_like(self.values)
-        # A NaN or infinite gradient makes the parameters that bprop's own updates produce
-        # NaN or infinite too, which guarded_step's check catches, so the gradients need no
-        # pass of their own. Clipping could make an infinite gradient finite, and an update
-        # written elsewhere might too (a sign, a clip): then the gradients are looked at first.
-        own_update = type(optimizer).update in {cls.update for cls in OPTIMIZERS.values()}
-        self.check_gradients = clip_value is not None or clip_norm is not None or not own_update
-
-    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray
-                 ) -> tuple[np.ndarray, float, float]:
-        model, parameters = self.model, self.parameters
-        # Running statistics change during the forward pass; keep them to undo a bad batch.
-        saved_buffers = [b.copy() for b in self.buffers]
-        # (Called inside np.errstate(over/invalid/divide="ignore"): non-finite values are
-        # detected here and reported clearly, not warned about.)
-        out = model._forward(X_batch, training=True)
-        value = self.loss.forward(out, y_batch)
-        penalty = 0.0 if self.regularizer is None else self.regularizer.forward(parameters)
-        if not np.isfinite(value + penalty):
-            self._restore(saved_buffers)
-            raise FloatingPointError(f"the training loss became {value + penalty}")
-        model.zero_grad()
-        model.backward(self.loss.backward(), need_input_grad=False)
-        if not parameters:
-            return out, value, penalty
-        if self.regularizer is not None:
-            self.regularizer.backward(parameters)
-        if self.check_gradients and not all_finite(flat_views(parameters)[1]):
-            self._restore(saved_buffers)
-            raise FloatingPointError("a gradient became NaN or infinite")
-        if self.clip_value is not None:
-            clip_grad_value(parameters, self.clip_value)
-        if self.clip_norm is not None:
-            clip_grad_norm(parameters, self.clip_norm)
-        if not self.optimizer.guarded_step(parameters, self.values_before):
-            self.values[...] = self.values_before
-            self._restore(saved_buffers)
-            if all_finite(self.grads):  # (as the step read them)
-                raise FloatingPointError("a parameter overflowed to infinity in the update")
-            raise FloatingPointError("a gradient became NaN or infinite")
-        return out, value, penalty
-
-    def _restore(self, saved: list[np.ndarray]) -> None:
-        for buffer, copy_ in zip(self.buffers, saved, strict=True):
-            buffer[...] = copy_

@@ -39,6 +39,11 @@ class Regularizer:
             if param.decay:
                 param.grad += self._gradient(param.value)
 
+    def scaled(self, factor: float) -> Regularizer:
+        """The same penalty times ``factor``: how a training step charges scikit-learn's
+        ``alpha / (2 m)`` on a batch of ``m`` samples (``L2(alpha).scaled(1 / m)``)."""
+        raise NotImplementedError
+
     def _value(self, weights: np.ndarray) -> float:
         raise NotImplementedError
 
@@ -64,6 +69,9 @@ class L2(Regularizer):
     def __init__(self, strength: float) -> None:
         self.strength = check_positive_float(strength, "strength", allow_zero=True)
 
+    def scaled(self, factor: float) -> L2:
+        return L2(self.strength * factor)
+
     def _value(self, weights: np.ndarray) -> float:
         flat = weights.reshape(-1)
         return 0.5 * self.strength * float(np.dot(flat, flat))
@@ -86,6 +94,9 @@ class L1(Regularizer):
     def __init__(self, strength: float) -> None:
         self.strength = check_positive_float(strength, "strength", allow_zero=True)
 
+    def scaled(self, factor: float) -> L1:
+        return L1(self.strength * factor)
+
     def _value(self, weights: np.ndarray) -> float:
         return self.strength * float(np.abs(weights).sum())
 
@@ -98,6 +109,9 @@ class L1L2(Regularizer):
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1, self.l2 = L1(l1), L2(l2)
+
+    def scaled(self, factor: float) -> L1L2:
+        return L1L2(self.l1.strength * factor, self.l2.strength * factor)
 
     def _value(self, weights: np.ndarray) -> float:
         return self.l1._value(weights) + self.l2._value(weights)

@@ -1,0 +1,252 @@
+r"""The training step: the one that ``Sequential.fit``, the scikit-learn estimators, the command
+line and every tool train through, and that your own loop can call too.
+
+For a mini-batch ``(X, y)`` of :math:`m` samples, one step is::
+
+    out = model.forward(X, training=True)           # layer by layer
+    value = loss.forward(out, y)                    # how wrong
+    penalty = regularizer.forward(weights)          # (optional) L1 / L2 on the weights
+    model.zero_grad()
+    model.backward(loss.backward())                 # the chain rule, last layer to first
+    regularizer.backward(weights)                   # adds the penalty's gradient
+    clip the gradients                              # (optional)
+    optimizer.step(parameters)                      # weights -= lr * (a rule of the gradient)
+
+with one guarantee on top: if the loss, a gradient or an updated weight is NaN or infinite,
+the step is undone (the weights, the optimizer's state and BatchNorm's running statistics are
+as they were before it) and :class:`~bprop.TrainingDivergedError` is raised.
+
+With ``scale_penalty_by_batch=True`` the penalty and its gradient are divided by the batch's
+:math:`m`: ``L2(alpha)`` then costs :math:`\frac{\alpha}{2m}\sum W^2` per batch, which is how
+scikit-learn's MLPs apply ``alpha``.
+
+>>> import numpy as np, bprop as bp
+>>> X, y = bp.datasets.make_xor()
+>>> model = bp.Sequential([bp.Dense(2, 4), bp.Tanh(), bp.Dense(4, 1), bp.Sigmoid()], seed=0)
+>>> step = bp.TrainingStep(model, loss="bce", optimizer=bp.SGD(lr=1.0, momentum=0.9))
+>>> for epoch in range(300):
+...     for rows in step.batches(len(X), batch_size=4):
+...         result = step(X[rows], y[rows])
+>>> model.predict(X).tolist(), result.loss < 0.05
+([0, 1, 1, 0], True)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, NoReturn, Protocol
+
+import numpy as np
+
+from .._checks import all_finite, check_positive_float, check_positive_int
+from ..optim.optimizers import (
+    OPTIMIZERS,
+    Optimizer,
+    clip_grad_norm,
+    clip_grad_value,
+)
+from ..optim.regularizers import Regularizer
+from .history import History, TrainingDivergedError
+from .layers import BatchNorm
+from .losses import Loss, get_loss
+from .parameter import Parameter, flat_views
+
+
+class Network(Protocol):
+    """What a step needs of the model it trains (a :class:`~bprop.Sequential` has it all)."""
+
+    layers: list
+    rng: np.random.Generator
+    loss: Loss | None
+
+    def parameters(self) -> list[Parameter]: ...
+    def zero_grad(self) -> None: ...
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray: ...
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True
+                 ) -> np.ndarray | None: ...
+    def _check_data(self, X, y, loss: Loss, x_name: str, y_name: str
+                    ) -> tuple[np.ndarray, np.ndarray]: ...
+    def _check_loss_fits_output(self, loss: Loss) -> None: ...
+
+
+class StepResult(NamedTuple):
+    """What one step returns: the network's output for the batch (training mode), the data
+    loss and the penalty (0.0 without a regularizer), both as the loss reports them."""
+
+    output: np.ndarray
+    loss: float
+    penalty: float
+
+
+class EpochResult(NamedTuple):
+    """One pass over the data: the training loss (data loss plus penalty; averaged over the
+    samples for a mean loss, summed for a summed one), and, when asked for, each batch's
+    output with its rows (for metrics)."""
+
+    loss: float
+    outputs: list[tuple[np.ndarray, np.ndarray | slice]]
+
+
+class TrainingStep:
+    """One guarded gradient step on a mini-batch; see the module docstring.
+
+    Parameters
+    ----------
+    model : Sequential (or anything with what :class:`Network` lists)
+    loss : Loss or name ("mse", "bce", "softmax_cross_entropy")
+    optimizer : Optimizer
+        Its state carries over from call to call (and from step object to step object).
+    regularizer : L1, L2 or L1L2, optional
+    scale_penalty_by_batch : bool
+        Divide the penalty (and its gradient) by the batch's number of samples.
+    clip_value, clip_norm : float, optional
+        Clip each gradient element to ``[-clip_value, clip_value]`` and/or rescale the
+        gradients to a global L2 norm of at most ``clip_norm``, before the update.
+
+    Calling the step, ``step(X_batch, y_batch)``, checks the batch (shapes, dtype, finite
+    values, targets that fit the loss) and returns a :class:`StepResult`. :meth:`batches`
+    gives one epoch's mini-batches; :meth:`epoch` runs them all.
+
+    Raises
+    ------
+    TrainingDivergedError
+        When the loss, a gradient or an updated weight is NaN or infinite; the step is undone.
+    """
+
+    def __init__(self, model: Network, loss: Loss | str, optimizer: Optimizer, *,
+                 regularizer: Regularizer | None = None, scale_penalty_by_batch: bool = False,
+                 clip_value: float | None = None, clip_norm: float | None = None) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
+            raise TypeError(f"regularizer must be L1, L2 or L1L2, got {regularizer!r}")
+        self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
+        model._check_loss_fits_output(self.loss)
+        self.regularizer = regularizer
+        self.scale_penalty_by_batch = bool(scale_penalty_by_batch)
+        self.clip_value = None if clip_value is None else check_positive_float(
+            clip_value, "clip_value")
+        self.clip_norm = None if clip_norm is None else check_positive_float(
+            clip_norm, "clip_norm")
+        self.parameters = model.parameters()
+        self._buffers = [b for layer in model.layers for b in layer.buffers.values()]
+        self._has_batchnorm = any(isinstance(layer, BatchNorm) for layer in model.layers)
+        self._values_before: np.ndarray | None = None
+        # A NaN or infinite gradient makes the values that bprop's own updates produce NaN or
+        # infinite too, which the guarded update's check catches, so the gradients need no
+        # pass of their own. Clipping could make an infinite gradient finite, and an update
+        # written elsewhere might too (a sign, a clip): then the gradients are looked at first.
+        own_update = type(optimizer).update in {cls.update for cls in OPTIMIZERS.values()}
+        self._check_gradients = (self.clip_value is not None or self.clip_norm is not None
+                                 or not own_update)
+        self._scaled_penalties: dict[int, Regularizer] = {}
+
+    # -- the public calls, which check what they are given -------------------------------------
+    def __call__(self, X_batch, y_batch) -> StepResult:
+        """One step on ``(X_batch, y_batch)``: forward, loss, backward, guarded update."""
+        X_batch, y_batch = self.model._check_data(X_batch, y_batch, self.loss, "X_batch",
+                                                  "y_batch")
+        self.model.loss = self.loss
+        return self._step(X_batch, y_batch)
+
+    def epoch(self, X, y, batch_size: int = 32, shuffle: bool = True) -> EpochResult:
+        """Every mini-batch of ``(X, y)`` once (see :meth:`batches`); the epoch's loss."""
+        X, y = self.model._check_data(X, y, self.loss, "X", "y")
+        batch_size = min(check_positive_int(batch_size, "batch_size"), len(X))
+        self.model.loss = self.loss
+        return self._epoch(X, y, batch_size, shuffle)
+
+    def batches(self, n_samples: int, batch_size: int, shuffle: bool = True
+                ) -> list[np.ndarray | slice]:
+        """The rows of each mini-batch of one epoch over ``n_samples`` samples: a permutation
+        drawn from the model's seeded generator (slices in order when not shuffling). With a
+        BatchNorm layer, a last batch of one sample joins the batch before it (the variance
+        of one sample is undefined)."""
+        n_samples = check_positive_int(n_samples, "n_samples")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        starts = list(range(0, n_samples, batch_size))
+        if self._has_batchnorm and len(starts) > 1 and n_samples - starts[-1] == 1:
+            starts.pop()
+        stops = starts[1:] + [n_samples]
+        if not shuffle:
+            return [slice(a, b) for a, b in zip(starts, stops, strict=True)]
+        order = self.model.rng.permutation(n_samples)
+        return [order[a:b] for a, b in zip(starts, stops, strict=True)]
+
+    # -- the inner loop, on data already checked -----------------------------------------------
+    def _epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
+               keep_outputs: bool = False) -> EpochResult:
+        mean = self.loss.reduction == "mean"
+        total, outputs = 0.0, []
+        for rows in self.batches(len(X), batch_size, shuffle):
+            out, value, penalty = self._step(X[rows], y[rows])
+            # A mean loss is averaged over the epoch's samples, a summed one summed over them;
+            # the penalty is charged per sample, batch by batch.
+            total += (value if not mean else value * len(out)) + penalty * len(out)
+            if keep_outputs:
+                outputs.append((out.copy(), rows))
+        return EpochResult(total / len(X) if mean else total + 0.0, outputs)
+
+    def _step(self, X_batch: np.ndarray, y_batch: np.ndarray) -> StepResult:
+        model, parameters, regularizer = self.model, self.parameters, self._penalty(len(X_batch))
+        # Running statistics change in the forward pass: keep them to undo a bad batch.
+        saved_buffers = [b.copy() for b in self._buffers]
+        # Non-finite values are detected here and reported in one clear error, not warned about.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = model._forward(X_batch, training=True)
+            value = self.loss.forward(out, y_batch)
+            penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
+            if not np.isfinite(value + penalty):
+                self._restore(saved_buffers)
+                self._diverged(f"the training loss became {value + penalty}")
+            model.zero_grad()
+            model.backward(self.loss.backward(), need_input_grad=False)
+            if not parameters:
+                return StepResult(out, value, penalty)
+            if regularizer is not None:
+                regularizer.backward(parameters)
+            if self._check_gradients and not all_finite(self._grads()):
+                self._restore(saved_buffers)
+                self._diverged("a gradient became NaN or infinite")
+            if self.clip_value is not None:
+                clip_grad_value(parameters, self.clip_value)
+            if self.clip_norm is not None:
+                clip_grad_norm(parameters, self.clip_norm)
+            values, grads = self._flat()
+            if not self.optimizer.guarded_step(parameters, self._values_before):
+                values[...] = self._values_before
+                self._restore(saved_buffers)
+                self.optimizer.reset(parameters)  # TODO exact undo of the state
+                if all_finite(grads):  # (as the update read them)
+                    self._diverged("a parameter overflowed to infinity in the update")
+                self._diverged("a gradient became NaN or infinite")
+        return StepResult(out, value, penalty)
+
+    # -- machinery -------------------------------------------------------------------------
+    def _penalty(self, batch_rows: int) -> Regularizer | None:
+        if self.regularizer is None or not self.scale_penalty_by_batch:
+            return self.regularizer
+        scaled = self._scaled_penalties.get(batch_rows)
+        if scaled is None:
+            scaled = self._scaled_penalties[batch_rows] = self.regularizer.scaled(1 / batch_rows)
+        return scaled
+
+    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """The parameters' flat values and gradients (free: the model packed them into one
+        buffer), and the array that keeps the values from before the update."""
+        values, grads = flat_views(self.parameters)
+        if (self._values_before is None or self._values_before.shape != values.shape
+                or self._values_before.dtype != values.dtype):
+            self._values_before = np.empty_like(values)
+        return values, grads
+
+    def _grads(self) -> np.ndarray:
+        return self._flat()[1]
+
+    def _restore(self, saved: list[np.ndarray]) -> None:
+        for buffer, copy_ in zip(self._buffers, saved, strict=True):
+            buffer[...] = copy_
+
+    @staticmethod
+    def _diverged(message: str) -> NoReturn:
+        raise TrainingDivergedError(message, History())
