@@ -31,11 +31,11 @@ import warnings
 import numpy as np
 
 from ._checks import as_array, as_features, check_same_length
+from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
-from .nn.layers import ACTIVATIONS, BatchNorm, Dense, Dropout
+from .nn.layers import Dense
 from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .nn.metrics import accuracy, r2_score
-from .nn.model import Sequential
 from .nn.step import TrainingStep
 from .optim.optimizers import SGD, Adam
 from .optim.regularizers import L2
@@ -301,21 +301,17 @@ class _BaseMLP(BaseEstimator):
     def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
         rng = np.random.default_rng(self.random_state)
         sizes = [n_features, *self._hidden, n_outputs]
-        layers = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            dense = Dense(n_in, n_out)
-            factor = 2.0 if self.activation == "logistic" else 6.0
+        # scikit-learn's initialisation: weights and biases uniform on +-sqrt(factor / fan),
+        # drawn layer by layer, weights first
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        weights = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
             bound = np.sqrt(factor / (n_in + n_out))
-            dense.weight = rng.uniform(-bound, bound, (n_in, n_out))
-            dense.bias = rng.uniform(-bound, bound, n_out)
-            layers.append(dense)
-            if i < len(sizes) - 2:
-                if self.batch_norm:
-                    layers.append(BatchNorm(n_out))
-                layers.append(ACTIVATIONS[ACTIVATION_NAMES[self.activation]]())
-                if self.dropout:
-                    layers.append(Dropout(self.dropout))
-        self.model_ = Sequential(layers, seed=rng.integers(2**31), dtype=dtype)
+            weights.append((rng.uniform(-bound, bound, (n_in, n_out)),
+                            rng.uniform(-bound, bound, n_out)))
+        self.model_ = mlp(sizes, activation=ACTIVATION_NAMES[self.activation],
+                          batch_norm=self.batch_norm, dropout=self.dropout,
+                          seed=rng.integers(2**31), dtype=dtype, weights=weights)
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(sizes)
         self.n_iter_ = 0
