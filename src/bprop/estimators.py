@@ -96,9 +96,12 @@ class PerSampleLoss(Loss):
         self.inner, self.factor = inner, factor
         self.task = inner.task
 
-    def forward(self, pred, target) -> float:
+    def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner._check(pred, target)
+
+    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         scale = self.factor / len(pred)
-        value = self.inner.forward(pred, target) * scale
+        value = self.inner._forward(pred, target) * scale
         self._grad = self.inner.backward() * scale
         return value
 

@@ -28,6 +28,17 @@ class Loss:
         self._grad: np.ndarray | None = None
 
     def forward(self, pred: np.ndarray, target) -> float:
+        """The loss of predictions ``pred`` (m, n_outputs) against ``target``; keeps the
+        gradient for :meth:`backward`. Checks both, then computes :meth:`_forward`."""
+        return self._forward(*self._check(pred, target))
+
+    def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
+        """``pred`` and ``target`` checked and in the form :meth:`_forward` takes (a model's
+        training step checks its data once, up front, and then calls ``_forward`` alone)."""
+        return self._pred_and_target(pred, target)
+
+    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        """The loss's arithmetic, on checked input; sets ``self._grad``."""
         raise NotImplementedError
 
     def __call__(self, pred: np.ndarray, target) -> float:
@@ -95,8 +106,7 @@ class MSE(Loss):
            [2.]])
     """
 
-    def forward(self, pred: np.ndarray, target) -> float:
-        pred, target = self._pred_and_target(pred, target)
+    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         error = pred - target
         scale = self._scale(error.size)
         self._grad = error * (2 * scale)
@@ -129,25 +139,28 @@ class BinaryCrossEntropy(Loss):
         super().__init__(reduction)
         self.from_logits = bool(from_logits)
 
-    def forward(self, pred: np.ndarray, target) -> float:
+    def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
         pred, target = self._pred_and_target(pred, target)
         if target.size and (target.min() < 0 or target.max() > 1):
             raise ValueError(
                 "BinaryCrossEntropy targets must lie in [0, 1], got values from "
                 f"{target.min()} to {target.max()}"
             )
+        if not self.from_logits and (pred.min() < 0 or pred.max() > 1):
+            raise ValueError(
+                "BinaryCrossEntropy() takes probabilities in [0, 1], got predictions from "
+                f"{pred.min():.4g} to {pred.max():.4g}; add a Sigmoid() output layer or use "
+                "BinaryCrossEntropy(from_logits=True)"
+            )
+        return pred, target
+
+    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         scale = self._scale(pred.size)
         if self.from_logits:
             losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
             with np.errstate(over="ignore"):  # exp(-z) -> inf gives the exact limit 0
                 self._grad = (1 / (1 + np.exp(-pred)) - target) * scale
         else:
-            if pred.min() < 0 or pred.max() > 1:
-                raise ValueError(
-                    "BinaryCrossEntropy() takes probabilities in [0, 1], got predictions from "
-                    f"{pred.min():.4g} to {pred.max():.4g}; add a Sigmoid() output layer or use "
-                    "BinaryCrossEntropy(from_logits=True)"
-                )
             eps = np.finfo(pred.dtype).eps
             p = np.clip(pred, eps, 1 - eps)
             losses = -(target * np.log(p) + (1 - target) * np.log1p(-p))
@@ -182,9 +195,29 @@ class SoftmaxCrossEntropy(Loss):
 
     task = "multiclass"
 
-    def forward(self, pred: np.ndarray, target) -> float:
+    def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
+        """The logits, and the target as integer labels (m,) or distributions (m, n_classes)."""
         logits = _check_pred(pred)
         n_samples, n_classes = logits.shape
+        target = as_array(target, "target")
+        if target.ndim == 1:
+            labels = class_labels(target, n_classes)
+            if len(labels) != n_samples:
+                raise ValueError(
+                    f"target has {len(labels)} labels but predictions have {n_samples} rows"
+                )
+            return logits, labels
+        if target.shape == logits.shape:
+            target = target.astype(logits.dtype, copy=False)
+            check_distributions(target, "target")
+            return logits, target
+        raise ValueError(
+            f"target must be labels of shape ({n_samples},) or one-hot rows of shape "
+            f"{logits.shape}, got shape {target.shape}"
+        )
+
+    def _forward(self, logits: np.ndarray, target: np.ndarray) -> float:
+        n_samples = len(logits)
         # The work runs on the transpose, a row per class (a copy: the caller's array is
         # never written): NumPy reduces a few rows of many samples several times faster than
         # many rows of a few classes, one small reduction per sample.
@@ -194,27 +227,14 @@ class SoftmaxCrossEntropy(Loss):
         sum_exp = probs.sum(axis=0)
         probs /= sum_exp
         log_sum_exp = np.log(sum_exp)                  # log_probs = shifted - log_sum_exp
-        target = as_array(target, "target")
         scale = self._scale(n_samples)
-        if target.ndim == 1:
-            labels = class_labels(target, n_classes)
-            if len(labels) != n_samples:
-                raise ValueError(
-                    f"target has {len(labels)} labels but predictions have {n_samples} rows"
-                )
+        if target.ndim == 1:  # labels
             samples = np.arange(n_samples)  # indexed [class, sample], as the arrays are
-            loss = log_sum_exp.sum() - shifted[labels, samples].sum()
-            probs[labels, samples] -= 1
-        elif target.shape == logits.shape:
-            target = target.astype(logits.dtype, copy=False)
-            check_distributions(target, "target")
+            loss = log_sum_exp.sum() - shifted[target, samples].sum()
+            probs[target, samples] -= 1
+        else:  # one-hot or probability rows
             loss = -(target.T * (shifted - log_sum_exp)).sum()
             probs -= target.T
-        else:
-            raise ValueError(
-                f"target must be labels of shape ({n_samples},) or one-hot rows of shape "
-                f"{logits.shape}, got shape {target.shape}"
-            )
         probs *= scale
         self._grad = probs.T.copy()  # (n_samples, n_classes), C-ordered like the logits
         return float(loss * scale)

@@ -194,7 +194,7 @@ class TrainingStep:
         # Non-finite values are detected here and reported in one clear error, not warned about.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = model._forward(X_batch, training=True)
-            value = self.loss.forward(out, y_batch)
+            value = self.loss._forward(out, y_batch)  # (the data were checked)
             penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
             if not np.isfinite(value + penalty):
                 self._restore(saved_buffers)
