@@ -37,7 +37,7 @@ from .nn.layers import Dense
 from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .nn.metrics import accuracy, r2_score
 from .nn.step import TrainingStep
-from .optim.optimizers import SGD, Adam
+from .optim.optimizers import get_optimizer
 from .optim.regularizers import L2
 
 try:
@@ -329,10 +329,10 @@ class _BaseMLP(BaseEstimator):
 
     def _make_optimizer(self):
         if self.solver == "sgd":
-            return SGD(lr=self.learning_rate_init, momentum=self.momentum,
-                       nesterov=self.nesterovs_momentum and self.momentum > 0)
-        return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                    eps=self.epsilon)
+            return get_optimizer("sgd", lr=self.learning_rate_init, momentum=self.momentum,
+                                 nesterov=self.nesterovs_momentum and self.momentum > 0)
+        return get_optimizer("adam", lr=self.learning_rate_init,
+                             betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
     def _run_epoch(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
         """One epoch through bprop's training step (the one ``Sequential.fit`` runs), with

@@ -18,13 +18,7 @@ X_SCALE, Y_SCALE = 7.0, 30.0
 def run(epochs: int = 500, seed: int = 0) -> dict:
     X, y = bp.datasets.make_quadratic()
     width = 32
-    model = bp.Sequential([
-        bp.Dense(1, width), bp.ReLU(),
-        bp.Dense(width, width), bp.ReLU(),
-        bp.Dense(width, width), bp.ReLU(),
-        bp.Dense(width, width), bp.ReLU(),
-        bp.Dense(width, 1),
-    ], seed=seed)
+    model = bp.mlp([1, width, width, width, width, 1], activation="relu", seed=seed)
     history = model.fit(X / X_SCALE, y / Y_SCALE, loss="mse",
                         optimizer=bp.SGD(lr=0.05, momentum=0.9), epochs=epochs, batch_size=16)
     fitted = model.predict(X / X_SCALE) * Y_SCALE
