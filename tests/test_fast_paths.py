@@ -1,10 +1,10 @@
 """The fast paths compute what the plain, textbook code computes.
 
 Speed comes from (1) one flat buffer for all parameters and one for all gradients, updated in a
-few vectorised operations; (2) optimizers writing into preallocated arrays, Adam with its bias
-corrections folded into two scalars, and compiled into one pass when the C extension was built
-(``_fused.c``); (3) gradients written straight into ``grad`` after ``zero_grad``; (4) no
-gradient computed for the input data; (5) checks for NaN made in slices.
+few vectorised operations; (2) optimizers writing into preallocated arrays, and Adam compiled
+into one pass when the C extension was built (``_fused.c``); (3) gradients written straight
+into ``grad`` after ``zero_grad``; (4) no gradient computed for the input data; (5) checks for
+NaN made in slices.
 Each is compared here with the straightforward version.
 """
 
@@ -283,7 +283,7 @@ def _train_adam(dtype, size, steps, optimizer, fused: bool, monkeypatch):
         param.grad[...] = (rng.standard_normal(size) * scale).astype(dtype)
         optimizer.step([param])
     state = optimizer.state_dict([param])["arrays"]
-    return param.value.copy(), [state[name] for name in ("mean_sum", "square_sum")]
+    return param.value.copy(), [state[name] for name in ("exp_avg", "exp_avg_sq")]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -325,7 +325,7 @@ def test_the_guarded_step_keeps_the_old_values_and_sees_divergence(dtype, poison
             np.testing.assert_array_equal(backup, before)
             assert finite == (step < 2 or poison is None)
         state = optimizer.state_dict([param])["arrays"]
-        results.append([param.value.copy(), state["mean_sum"], state["square_sum"]])
+        results.append([param.value.copy(), state["exp_avg"], state["exp_avg_sq"]])
     for compiled, plain in zip(*results, strict=True):
         np.testing.assert_array_equal(compiled, plain)
 
@@ -394,6 +394,89 @@ class _AdamWithItsOwnUpdate(bp.Adam):
         values -= self.lr * grads
 
 
+def _spy_on_the_adam_kernel(monkeypatch) -> list:
+    """Turn the compiled kernels on and record each call of the adam kernel."""
+    module = pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
+    calls, kernel = [], module.adam
+
+    def counted(*args):
+        calls.append(args)
+        return kernel(*args)
+
+    monkeypatch.setattr(module, "adam", counted)
+    use_compiled_kernels(True, monkeypatch)
+    return calls
+
+
+class _AdamInNumPy(bp.Adam):
+    """Adam that opts out of its compiled kernel."""
+
+    kernel = None
+
+
+class _KernelWithoutARunner(bp.Optimizer):
+    kernel = "adam"
+    carries_nonfinite_gradients = True
+
+    def update(self, values, grads, state):
+        values -= self.lr * grads
+
+
+@pytest.mark.parametrize("use_guard", [False, True], ids=["step", "guarded_step"])
+def test_which_update_runs_is_the_optimizer_s_kernel_attribute(use_guard, monkeypatch):
+    calls = _spy_on_the_adam_kernel(monkeypatch)
+    assert bp.Adam.kernel == bp.AdamW.kernel == "adam"
+    assert bp.SGD.kernel is bp.RMSProp.kernel is bp.Optimizer.kernel is None
+    # Its own update: the kernel it inherited computes something else, so it is not used.
+    assert _AdamWithItsOwnUpdate.kernel is None
+    results = {}
+    for make in (bp.Adam, bp.AdamW, _AdamInNumPy, _AdamWithItsOwnUpdate):
+        param = bp.Parameter([1.0, -2.0, 3.0])
+        param.grad[...] = [0.5, 0.25, -1.0]
+        optimizer, before = make(lr=0.1), len(calls)
+        if use_guard:
+            assert optimizer.guarded_step([param], np.empty(3))
+        else:
+            optimizer.step([param])
+        assert len(calls) - before == (make.kernel is not None), make.__name__
+        results[make] = param.value.copy()
+    np.testing.assert_array_equal(results[_AdamWithItsOwnUpdate], [0.95, -2.025, 3.1])
+    np.testing.assert_array_equal(results[_AdamInNumPy], results[bp.Adam])  # bit for bit
+    with pytest.raises(NotImplementedError, match="names the kernel 'adam' but does not say "
+                                                  "how to run it"):
+        _KernelWithoutARunner(lr=0.1).step([bp.Parameter([1.0])])
+    monkeypatch.setenv("BPROP_NO_FUSED", "1")
+    bp.backend.kernels.reset()
+    param = bp.Parameter([1.0])
+    param.grad[...] = 1.0
+    _KernelWithoutARunner(lr=0.5).step([param])  # no extension: its NumPy update runs
+    assert param.value[0] == 0.5
+
+
+class _AdamWithOtherSettings(bp.Adam):
+    def __init__(self):
+        super().__init__(lr=0.1)
+
+
+def test_whether_an_update_carries_non_finite_gradients_is_declared():
+    for cls in (bp.SGD, bp.Adam, bp.AdamW, bp.RMSProp, _AdamWithOtherSettings,
+                _KernelWithoutARunner):
+        assert cls.carries_nonfinite_gradients, cls.__name__
+    # Arithmetic of their own that does not say: perhaps not (a clip, a sign), so False.
+    for cls in (bp.Optimizer, _AdamWithItsOwnUpdate, _SGDWithItsOwnStep):
+        assert not cls.carries_nonfinite_gradients, cls.__name__
+    # What it says for bprop's own optimizers is true, for NaN and both infinities.
+    for make in (lambda: bp.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+                 lambda: bp.Adam(weight_decay=0.1), bp.AdamW,
+                 lambda: bp.RMSProp(momentum=0.5, centered=True)):
+        for bad in (np.nan, np.inf, -np.inf):
+            param = bp.Parameter([1.0, -1.0, 0.0])
+            param.grad[...] = [bad, bad, bad]
+            with np.errstate(invalid="ignore"):
+                make().step([param])
+            assert not np.isfinite(param.value).any(), (make(), bad)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monkeypatch):
     tiny = np.finfo(dtype).tiny
@@ -408,14 +491,14 @@ def test_moments_that_decay_into_subnormals_are_flushed_identically(dtype, monke
         for step in range(1, 4 * bp.optim.optimizers.FLUSH_EVERY + 1):
             param.grad[...] = 1e3 * tiny if step == 1 else 0.0
             optimizer.step([param])
-            moments = optimizer.state_dict([param])["arrays"]["mean_sum"]
+            moments = optimizer.state_dict([param])["arrays"]["exp_avg"]
             subnormal = (moments != 0) & (np.abs(moments) < tiny)
             seen_subnormal |= bool(subnormal.any())
             if step % bp.optim.optimizers.FLUSH_EVERY == 0:
                 assert not subnormal.any(), step
         assert seen_subnormal  # the test did reach the case it is about
         state = optimizer.state_dict([param])["arrays"]
-        results.append([param.value.copy(), state["mean_sum"], state["square_sum"]])
+        results.append([param.value.copy(), state["exp_avg"], state["exp_avg_sq"]])
     for compiled, plain in zip(*results, strict=True):
         np.testing.assert_array_equal(compiled, plain)
         np.testing.assert_array_equal(np.signbit(compiled), np.signbit(plain))
@@ -490,34 +573,34 @@ def test_the_extension_refuses_arrays_it_cannot_update():
     other_dtype, other_size = np.zeros(5), np.zeros(4, np.float32)
     kept = [*good, halves, *backups, read_only, other_dtype, other_size]
     held_before = references(kept)
-    fused.adam(*good, 0.9, 0.999, 1e-8, 1.0)
+    fused.adam(*good, 0.9, 0.999, 1e-3, 1.0, 1e-8)
     with pytest.raises(TypeError, match="float32 or float64"):
-        fused.adam(np.zeros(5, np.int64), *good[1:], 0.9, 0.999, 1e-8, 1.0)
+        fused.adam(np.zeros(5, np.int64), *good[1:], 0.9, 0.999, 1e-3, 1.0, 1e-8)
     with pytest.raises(TypeError, match="float32 or float64"):
         fused.all_finite(np.zeros(5, np.float16))
     with pytest.raises(TypeError, match="float32 or float64"):
         fused.flush_subnormals(np.zeros(5, np.int32))
-    with pytest.raises(ValueError, match="mean_sum must have the same dtype and size"):
-        fused.adam(good[0], good[1], other_dtype, good[3], 0.9, 0.999, 1e-8, 1.0)
-    with pytest.raises(ValueError, match="square_sum must have the same dtype and size"):
-        fused.adam(*good[:3], other_size, 0.9, 0.999, 1e-8, 1.0)
+    with pytest.raises(ValueError, match="exp_avg must have the same dtype and size"):
+        fused.adam(good[0], good[1], other_dtype, good[3], 0.9, 0.999, 1e-3, 1.0, 1e-8)
+    with pytest.raises(ValueError, match="exp_avg_sq must have the same dtype and size"):
+        fused.adam(*good[:3], other_size, 0.9, 0.999, 1e-3, 1.0, 1e-8)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
-        fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-8, 1.0)
-    assert fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, backups[0]) is True
+        fused.adam(np.zeros(10, np.float32)[::2], *good[1:], 0.9, 0.999, 1e-3, 1.0, 1e-8)
+    assert fused.adam(*good, 0.9, 0.999, 1e-3, 1.0, 1e-8, backups[0]) is True
     with pytest.raises(ValueError, match="backup must have the same dtype and size"):
-        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, backups[1])
+        fused.adam(*good, 0.9, 0.999, 1e-3, 1.0, 1e-8, backups[1])
     with pytest.raises(ValueError, match="values and backup share memory"):
-        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, good[0])
-    with pytest.raises(ValueError, match="values and mean_sum share memory"):
-        fused.adam(good[0], good[1], good[0], good[3], 0.9, 0.999, 1e-8, 1.0)
-    with pytest.raises(ValueError, match="grads and square_sum share memory"):
-        fused.adam(good[0][:4], halves[:4], good[2][:4], halves[3:7], 0.9, 0.999, 1e-8, 1.0)
+        fused.adam(*good, 0.9, 0.999, 1e-3, 1.0, 1e-8, good[0])
+    with pytest.raises(ValueError, match="values and exp_avg share memory"):
+        fused.adam(good[0], good[1], good[0], good[3], 0.9, 0.999, 1e-3, 1.0, 1e-8)
+    with pytest.raises(ValueError, match="grads and exp_avg_sq share memory"):
+        fused.adam(good[0][:4], halves[:4], good[2][:4], halves[3:7], 0.9, 0.999, 1e-3, 1.0, 1e-8)
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
-        fused.adam(read_only, *good[1:], 0.9, 0.999, 1e-8, 1.0)
+        fused.adam(read_only, *good[1:], 0.9, 0.999, 1e-3, 1.0, 1e-8)
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
         fused.flush_subnormals(read_only)
     with pytest.raises((BufferError, ValueError), match="read-only|not writeable"):
-        fused.adam(*good, 0.9, 0.999, 1e-8, 1.0, read_only)
+        fused.adam(*good, 0.9, 0.999, 1e-3, 1.0, 1e-8, read_only)
     assert references(kept) == held_before  # every buffer released
 
 

@@ -1,6 +1,6 @@
 """The optional compiled kernels: the C extension ``bprop.backend._fused``, built at install time.
 
-NumPy cannot fuse element-wise operations, so Adam's update is ten passes over the parameter
+NumPy cannot fuse element-wise operations, so Adam's update is thirteen passes over the parameter
 buffer, limited by memory bandwidth. The extension does the same float operations in the same
 order in one pass, so its results are identical (the tests compare the two bit for bit), and
 for ``fit`` it keeps the old values and tests the new ones for NaN and infinity in the same
@@ -22,7 +22,7 @@ import numpy as np
 
 #: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
 #: an editable install keeps an old build until it is rebuilt
-API_VERSION = 3
+API_VERSION = 4
 
 _module: ModuleType | None = None
 _tried = False

@@ -25,7 +25,8 @@ from __future__ import annotations
 import inspect
 import math
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,13 +38,57 @@ from ..nn.parameter import Parameter, flat_views
 #: :meth:`Optimizer.step`
 FLUSH_EVERY = 32
 
+#: state arrays that hold averages of squares, which are never negative
+_SQUARES = ("exp_avg_sq", "square_avg")
+
 
 class Optimizer:
     """Base class: subclasses implement :meth:`update` on flat value/gradient arrays.
 
     ``lr`` is a plain attribute: learning-rate schedules (:mod:`bprop.optim.schedules`) change it
-    between steps.
+    between steps. The state an update keeps (moments, momentum buffers) is a dict of flat
+    arrays, one value per parameter value, named as PyTorch names them (:meth:`state_dict`).
+
+    **Which update runs.** :meth:`update` is the reference: NumPy, written as the formulas
+    read. When :attr:`kernel` names a function of the C extension (:mod:`bprop.backend.kernels`)
+    and the extension is built and takes the arrays, :meth:`run_kernel` runs that function
+    instead, with the same result bit for bit (the tests compare them). The base class decides
+    this in one place, for :meth:`step` and :meth:`guarded_step` alike. A subclass
+
+    * opts out with ``kernel = None``;
+    * that writes its own ``update`` is opted out (its ``kernel`` becomes None), unless its
+      class body names a kernel again, with a :meth:`run_kernel` that computes that update;
+    * that writes its own ``step`` gets a :meth:`guarded_step` that backs up the values, calls
+      that ``step`` and tests the result;
+    * that writes its own ``update`` or ``step`` has :attr:`carries_nonfinite_gradients` False
+      unless its class body sets it.
     """
+
+    #: The name of the compiled kernel (a function of ``bprop.backend._fused``) that computes
+    #: this optimizer's update, run by :meth:`run_kernel`; None (the default) for none, when
+    #: :meth:`update` runs in NumPy. See the class's description for how subclasses inherit it.
+    kernel: ClassVar[str | None] = None
+
+    #: Whether every update turns a NaN or infinite gradient element into a NaN or infinite
+    #: value, so that :meth:`guarded_step`'s test of the new values also catches non-finite
+    #: gradients and a training step need not test the gradients first. True for bprop's
+    #: optimizers (each gradient element reaches its value through sums, products and
+    #: quotients); False, the safe answer, for any other update.
+    carries_nonfinite_gradients: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # A class that writes its own arithmetic keeps it: a kernel, an answer about
+        # non-finite gradients or a guarded step inherited from its parent were about the
+        # parent's arithmetic. (What a class body writes, not what it inherits.)
+        super().__init_subclass__(**kwargs)
+        written = vars(cls)
+        if "update" in written and "kernel" not in written:
+            cls.kernel = None
+        if (("update" in written or "step" in written)
+                and "carries_nonfinite_gradients" not in written):
+            cls.carries_nonfinite_gradients = False
+        if "step" in written and "guarded_step" not in written:
+            cls.guarded_step = Optimizer._guarded_own_step
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
         self.lr = check_positive_float(lr, "lr")
@@ -68,15 +113,40 @@ class Optimizer:
         """:meth:`step`, made undoable: the parameters' values are first copied into ``backup``
         (a 1-D array of their total size and dtype), and the result says whether every
         updated value is finite. ``fit`` takes its steps this way and, on False, puts
-        ``backup`` back. (Adam copies, updates and checks in one compiled pass.)"""
-        if type(self).step is not Optimizer.step:  # a subclass's own step: keep it
-            parameters = list(parameters)
-            values = flat_views(parameters)[0]
-            self._check_backup(backup, values)
-            backup[...] = values
-            self.step(parameters)
-            return all_finite(values)
+        ``backup`` back. (Adam's compiled kernel copies, updates and checks in one pass.)"""
         return self._step(parameters, backup)
+
+    def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
+        """The one place where the compiled or the NumPy update is chosen (see the class)."""
+        parameters = list(parameters)
+        values, grads = flat_views(parameters)
+        if backup is not None:
+            self._check_backup(backup, values)  # before the state changes
+        state = self._state(parameters, values)
+        state["step"] += 1
+        arrays = (values, grads) if backup is None else (values, grads, backup)
+        kernel = None if self.kernel is None else _kernels.compiled(self.kernel, *arrays)
+        if kernel is not None:
+            finite = self.run_kernel(kernel, values, grads, state, backup)
+        else:
+            if backup is not None:
+                backup[...] = values
+            self.update(values, grads, state)
+            finite = backup is None or all_finite(values)
+        if state["step"] % FLUSH_EVERY == 0:
+            for array in state["arrays"].values():
+                flush_subnormals(array)
+        return finite
+
+    def _guarded_own_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
+        """:meth:`guarded_step` for a class that writes its own ``step``: back up, that step,
+        test the values."""
+        parameters = list(parameters)
+        values = flat_views(parameters)[0]
+        self._check_backup(backup, values)
+        backup[...] = values
+        self.step(parameters)
+        return all_finite(values)
 
     @staticmethod
     def _check_backup(backup, values: np.ndarray) -> None:
@@ -88,31 +158,21 @@ class Optimizer:
                 f"{getattr(backup, 'shape', '')}"
             )
 
-    def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
-        parameters = list(parameters)
-        values, grads = flat_views(parameters)
-        if backup is not None:
-            self._check_backup(backup, values)  # before the state changes
-        state = self._state(parameters, values)
-        state["step"] += 1
-        finite = True
-        if backup is None:
-            self.update(values, grads, state)
-        else:
-            finite = self._guarded_update(values, grads, state, backup)
-        if state["step"] % FLUSH_EVERY == 0:
-            for array in state["arrays"].values():
-                flush_subnormals(array)
-        return finite
+    def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        """One update of the flat ``values`` (in place) from the flat ``grads``, both of shape
+        ``(n,)``; ``state["step"]`` is the step's number (1 for the first) and
+        ``state["arrays"]`` the arrays it keeps (see :meth:`_buffer`)."""
+        raise NotImplementedError
 
-    def _guarded_update(self, values: np.ndarray, grads: np.ndarray, state: dict,
-                        backup: np.ndarray) -> bool:
-        """:meth:`update` with the values first copied into ``backup``; whether the updated
-        values are all finite. An optimizer may do this in one pass instead (Adam does)."""
-        backup[...] = values
-        self.update(values, grads, state)
-        return all_finite(values)
+    def run_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
+                   backup: np.ndarray | None) -> bool:
+        """:meth:`update`, computed by the compiled ``kernel`` (the function :attr:`kernel`
+        names); with ``backup``, the values are first copied into it. Returns whether every
+        updated value is finite."""
+        raise NotImplementedError(f"{type(self).__name__} names the kernel {self.kernel!r} "
+                                  "but does not say how to run it (run_kernel)")
 
+    # -- the machinery the updates share ----------------------------------------------------
     def _state(self, parameters: list[Parameter], values: np.ndarray) -> dict:
         key = tuple(id(p) for p in parameters)
         state = self._states.get(key)
@@ -128,7 +188,8 @@ class Optimizer:
             weakref.finalize(parameters[0], self._states.pop, key, None)
         return state
 
-    def _buffer(self, state: dict, name: str, like: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _buffer(state: dict, name: str, like: np.ndarray) -> np.ndarray:
         """The state array ``name`` (zeros of ``like``'s shape the first time)."""
         arrays = state["arrays"]
         if name not in arrays:
@@ -136,12 +197,13 @@ class Optimizer:
         return arrays[name]
 
     @staticmethod
-    def _scratch(state: dict, like: np.ndarray) -> np.ndarray:
-        """A work array of ``like``'s shape, reused from step to step (not part of the state
-        that is saved), so that an update allocates nothing."""
+    def _scratch(state: dict, like: np.ndarray, count: int = 1) -> np.ndarray:
+        """``count`` work arrays of ``like``'s shape (one array of shape ``(count, n)``),
+        reused from step to step (not part of the state that is saved), so that an update
+        allocates nothing."""
         scratch = state.get("scratch")
-        if scratch is None or scratch.shape != like.shape or scratch.dtype != like.dtype:
-            scratch = state["scratch"] = np.empty_like(like)
+        if scratch is None or scratch.shape != (count, *like.shape) or scratch.dtype != like.dtype:
+            scratch = state["scratch"] = np.empty((count, *like.shape), dtype=like.dtype)
         return scratch
 
     @staticmethod
@@ -150,12 +212,33 @@ class Optimizer:
         mask = state["decay_mask"]
         return values if mask is None else values * mask
 
-    def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
-        raise NotImplementedError
+    def _with_weight_decay(self, values: np.ndarray, grads: np.ndarray,
+                           state: dict) -> np.ndarray:
+        r"""The gradient with L2 weight decay, :math:`g + \lambda\theta` (``grads`` itself
+        without decay)."""
+        if not self.weight_decay:
+            return grads
+        return grads + self.weight_decay * self._decayed(values, state)
 
     # -- state, for saving and restoring -----------------------------------------------------
+    #: The names this optimizer's state arrays had in bprop's first model-file format (before
+    #: they took PyTorch's), mapped to their names now; see :meth:`load_state_dict`.
+    _PREVIOUS_NAMES: ClassVar[dict[str, str]] = {}
+
     def state_dict(self, parameters: Iterable[Parameter]) -> dict:
-        """The step count and state arrays kept for ``parameters`` (copies)."""
+        """The step count and state arrays kept for ``parameters`` (copies): ``{"step": t,
+        "arrays": {name: array of shape (n,)}}``, the arrays flat in parameter order and named
+        as PyTorch names them (``exp_avg``, ``exp_avg_sq``, ``momentum_buffer``,
+        ``square_avg``, ``grad_avg``).
+
+        >>> from bprop.nn.parameter import Parameter
+        >>> p = Parameter([1.0, 2.0])
+        >>> p.grad[:] = [0.5, -0.5]
+        >>> optimizer = SGD(lr=0.1, momentum=0.9)
+        >>> optimizer.step([p])
+        >>> optimizer.state_dict([p])
+        {'step': 1, 'arrays': {'momentum_buffer': array([ 0.5, -0.5])}}
+        """
         parameters = list(parameters)
         state = self._states.get(tuple(id(p) for p in parameters))
         if state is None:
@@ -172,12 +255,20 @@ class Optimizer:
         self._states.pop(tuple(id(p) for p in parameters), None)
 
     def load_state_dict(self, parameters: Iterable[Parameter], saved: dict) -> None:
-        """Restore state saved by :meth:`state_dict` for the same parameter layout."""
+        """Restore state saved by :meth:`state_dict` for the same parameter layout.
+
+        State saved under the names of bprop's first model-file format (Adam's ``mean_sum``
+        and ``square_sum``, SGD's ``velocity``, RMSProp's ``square``, ``mean`` and
+        ``momentum``) is converted to today's names and values.
+        """
         parameters = list(parameters)
         values, _ = flat_views(parameters)
         step, arrays = saved["step"], saved["arrays"]
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"the step count must be a whole number >= 0, got {step!r}")
+        if arrays and set(arrays) <= set(self._PREVIOUS_NAMES):
+            arrays = {self._PREVIOUS_NAMES[name]: self._from_previous_format(name, array)
+                      for name, array in arrays.items()}
         expected = set(self.state_names())
         if (set(arrays) != expected if step else not set(arrays) <= expected):
             raise ValueError(f"{type(self).__name__} after {step} steps keeps the arrays "
@@ -188,11 +279,16 @@ class Optimizer:
                     f"optimizer state {name!r} has shape {array.shape} but the parameters "
                     f"hold {values.shape[0]} values; was it saved for another model?"
                 )
-            if not np.isfinite(array).all() or (name.startswith("square") and array.min() < 0):
+            if not np.isfinite(array).all() or (name in _SQUARES and array.min() < 0):
                 raise ValueError(f"optimizer state {name!r} holds invalid values")
         state = self._state(parameters, values)
         state["step"] = int(step)
-        state["arrays"] = {k: np.array(v, dtype=values.dtype) for k, v in saved["arrays"].items()}
+        state["arrays"] = {k: np.array(v, dtype=values.dtype) for k, v in arrays.items()}
+
+    def _from_previous_format(self, name: str, array: np.ndarray) -> np.ndarray:
+        """The state array ``name`` of the first model-file format as it is kept now (only
+        its name changed, unless a subclass says otherwise)."""
+        return array
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "weight_decay": self.weight_decay}
@@ -205,11 +301,12 @@ class Optimizer:
 class SGD(Optimizer):
     r"""Stochastic gradient descent, with optional (Nesterov) momentum and weight decay.
 
-    PyTorch's definition, with :math:`\lambda` the weight decay and :math:`v` starting at zero:
+    PyTorch's definition, with :math:`\lambda` the weight decay and the momentum buffer
+    :math:`b` (``momentum_buffer``) starting at zero:
 
     .. math::
-        g \leftarrow g + \lambda\theta, \qquad v \leftarrow \mu v + g, \qquad
-        \theta \leftarrow \theta - \eta\,(g + \mu v \text{ if Nesterov, else } v)
+        g \leftarrow g + \lambda\theta, \qquad b \leftarrow \mu b + g, \qquad
+        \theta \leftarrow \theta - \eta\,(g + \mu b \text{ if Nesterov, else } b)
 
     Without momentum this is the tutorials' ``weights -= learning_rate * gradient``.
 
@@ -220,6 +317,9 @@ class SGD(Optimizer):
     >>> p.value
     array([0.95, 2.05])
     """
+
+    carries_nonfinite_gradients = True
+    _PREVIOUS_NAMES = {"velocity": "momentum_buffer"}
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
@@ -232,19 +332,18 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum needs momentum > 0")
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
-        if self.weight_decay:
-            grads = grads + self.weight_decay * self._decayed(values, state)
+        grads = self._with_weight_decay(values, grads, state)
         if self.momentum:
-            velocity = self._buffer(state, "velocity", values)
-            velocity *= self.momentum
-            velocity += grads
-            grads = grads + self.momentum * velocity if self.nesterov else velocity
-        step = self._scratch(state, values)
+            momentum_buffer = self._buffer(state, "momentum_buffer", values)
+            momentum_buffer *= self.momentum
+            momentum_buffer += grads
+            grads = grads + self.momentum * momentum_buffer if self.nesterov else momentum_buffer
+        step = self._scratch(state, values)[0]
         np.multiply(grads, self.lr, out=step)
         values -= step
 
     def state_names(self) -> tuple[str, ...]:
-        return ("velocity",) if self.momentum else ()
+        return ("momentum_buffer",) if self.momentum else ()
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -252,17 +351,36 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    r"""Adam (Kingma & Ba, 2015), with PyTorch's hyper-parameters.
+    r"""Adam (Kingma & Ba, 2015), with PyTorch's hyper-parameters and arithmetic.
 
     .. math::
         g &\leftarrow g + \lambda\theta \quad\text{(L2-style weight decay, if any)}\\
         m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2) g^2\\
-        \theta &\leftarrow \theta - \eta\,\frac{m / (1-\beta_1^t)}
-                 {\sqrt{v / (1-\beta_2^t)} + \epsilon}
+        \theta &\leftarrow \theta - \frac{\eta}{1-\beta_1^t}\,
+                 \frac{m}{\sqrt{v} / \sqrt{1-\beta_2^t} + \epsilon}
 
-    where :math:`t` counts the steps taken.
+    where :math:`t` counts the steps taken; the last line is the paper's
+    :math:`\theta - \eta\,\hat m / (\sqrt{\hat v} + \epsilon)` with the bias-corrected moments
+    :math:`\hat m = m / (1-\beta_1^t)`, :math:`\hat v = v / (1-\beta_2^t)`, in the order in which
+    PyTorch computes it. The moments are the state arrays ``exp_avg`` (:math:`m`) and
+    ``exp_avg_sq`` (:math:`v`). The compiled kernel ``adam`` computes the same operations in
+    one pass over the arrays.
+
+    >>> from bprop.nn.parameter import Parameter
+    >>> p = Parameter([1.0, 2.0])
+    >>> p.grad[:] = [0.5, -0.5]
+    >>> optimizer = Adam(lr=0.1)
+    >>> optimizer.step([p])  # the first step moves each value by about lr
+    >>> p.value.round(6)
+    array([0.9, 2.1])
+    >>> optimizer.state_dict([p])["arrays"]["exp_avg"]
+    array([ 0.05, -0.05])
     """
+
+    kernel = "adam"
+    carries_nonfinite_gradients = True
+    _PREVIOUS_NAMES = {"mean_sum": "exp_avg", "square_sum": "exp_avg_sq"}
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -274,61 +392,59 @@ class Adam(Optimizer):
         self.eps = check_positive_float(eps, "eps")
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
-        if self.weight_decay:
-            grads = grads + self.weight_decay * self._decayed(values, state)
-        self._adam_step(values, grads, state)
+        self._adam_update(values, self._with_weight_decay(values, grads, state), state)
 
-    def _guarded_update(self, values: np.ndarray, grads: np.ndarray, state: dict,
-                        backup: np.ndarray) -> bool:
-        if (type(self).update is not Adam.update  # AdamW, or a subclass's own update
-                or type(self)._adam_step is not Adam._adam_step):
-            return super()._guarded_update(values, grads, state, backup)
-        if self.weight_decay:
-            grads = grads + self.weight_decay * self._decayed(values, state)
-        return self._adam_step(values, grads, state, backup)
+    def run_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
+                   backup: np.ndarray | None) -> bool:
+        return self._adam_kernel(kernel, values, self._with_weight_decay(values, grads, state),
+                                 state, backup)
 
-    def _adam_step(self, values: np.ndarray, grads: np.ndarray, state: dict,
-                   backup: np.ndarray | None = None) -> bool:
-        """The update (after any weight decay). With ``backup``, the values are first copied
-        into it and the result says whether every updated value is finite (True without)."""
+    def _bias_corrections(self, step: int) -> tuple[float, float]:
+        """``(lr / (1 - beta1**t), sqrt(1 - beta2**t))`` for step ``t``."""
         beta1, beta2 = self.betas
-        step = state["step"]
-        # The moments are kept as sums, M = m / (1 - b1) and V = v / (1 - b2), which update
-        # in fewer passes (M = b1 M + g, V = b2 V + g^2); the constant factors join the
-        # scalars below. Every operation writes into existing arrays: an update of the whole
-        # network allocates nothing and makes ten passes over one contiguous buffer.
-        mean_sum = self._buffer(state, "mean_sum", values)
-        square_sum = self._buffer(state, "square_sum", values)
-        # With m = (1 - b1) M, v = (1 - b2) V and the bias corrections folded in:
-        #   (lr / (1 - b1^t)) m / (sqrt(v / (1 - b2^t)) + eps)
-        #   = M / ((sqrt(V) + eps / s) / k),   s = sqrt((1 - b2) / (1 - b2^t)),
-        #                                       k = lr (1 - b1) / ((1 - b1^t) s).
-        s = math.sqrt((1 - beta2) / (1 - beta2**step))
-        k = self.lr * (1 - beta1) / ((1 - beta1**step) * s)
-        scalar = values.dtype.type
-        arrays = (values, grads, mean_sum, square_sum) + ((backup,) if backup is not None else ())
-        fused = _kernels.compiled("adam", *arrays)
-        if fused is not None:  # one compiled pass, the same arithmetic (see _fused.c)
-            finite = fused(*arrays[:4], scalar(beta1), scalar(beta2), scalar(self.eps / s),
-                           scalar(1 / k), *arrays[4:])
-            return finite or backup is None
-        if backup is not None:
-            backup[...] = values
-        work = self._scratch(state, values)
-        mean_sum *= beta1
-        mean_sum += grads
-        np.multiply(grads, grads, out=work)
-        square_sum *= beta2
-        square_sum += work
-        np.sqrt(square_sum, out=work)
-        work += self.eps / s
-        work *= 1 / k
-        np.divide(mean_sum, work, out=work)
-        values -= work
-        return backup is None or all_finite(values)
+        return self.lr / (1 - beta1**step), math.sqrt(1 - beta2**step)
+
+    def _adam_update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        """The update from ``grads`` after any weight decay, in NumPy. Every operation writes
+        into an existing array: an update of the whole network allocates nothing."""
+        beta1, beta2 = self.betas
+        exp_avg = self._buffer(state, "exp_avg", values)
+        exp_avg_sq = self._buffer(state, "exp_avg_sq", values)
+        step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
+        work, step = self._scratch(state, values, 2)
+        # m <- b1 m + (1 - b1) g
+        exp_avg *= beta1
+        exp_avg += np.multiply(1 - beta1, grads, out=work)
+        # v <- b2 v + (1 - b2) g^2
+        exp_avg_sq *= beta2
+        np.multiply(1 - beta2, grads, out=work)
+        exp_avg_sq += np.multiply(work, grads, out=work)
+        # theta <- theta - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        denominator = np.sqrt(exp_avg_sq, out=work)
+        denominator /= bias_correction2_sqrt
+        denominator += self.eps
+        np.multiply(step_size, exp_avg, out=step)
+        step /= denominator
+        values -= step
+
+    def _adam_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
+                     backup: np.ndarray | None) -> bool:
+        """:meth:`_adam_update` in one compiled pass (see ``_fused.c``), with the values
+        first copied into ``backup`` if given; whether the new values are all finite."""
+        beta1, beta2 = self.betas
+        exp_avg = self._buffer(state, "exp_avg", values)
+        exp_avg_sq = self._buffer(state, "exp_avg_sq", values)
+        step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
+        return kernel(values, grads, exp_avg, exp_avg_sq, beta1, beta2, step_size,
+                      bias_correction2_sqrt, self.eps, backup)
+
+    def _from_previous_format(self, name: str, array: np.ndarray) -> np.ndarray:
+        # The first format kept the moments as sums, M = m / (1 - b1) and V = v / (1 - b2).
+        beta1, beta2 = self.betas
+        return array * (1 - beta1 if name == "mean_sum" else 1 - beta2)
 
     def state_names(self) -> tuple[str, ...]:
-        return ("mean_sum", "square_sum")
+        return ("exp_avg", "exp_avg_sq")
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
@@ -338,19 +454,32 @@ class Adam(Optimizer):
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
 
-    The decay shrinks the weights directly, :math:`\theta \leftarrow \theta(1 - \eta\lambda)`,
+    The decay shrinks the weights directly, :math:`\theta \leftarrow \theta - \eta\lambda\theta`,
     instead of entering the gradient, so it is not rescaled by Adam's adaptive denominator.
     Then the Adam step runs without decay. Default :math:`\lambda = 0.01`, as in PyTorch.
     """
+
+    kernel = "adam"  # Adam's step, after the decay (see run_kernel)
+    carries_nonfinite_gradients = True
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(lr, betas, eps, weight_decay)
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
+        self._decay_values(values, state)
+        self._adam_update(values, grads, state)
+
+    def run_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
+                   backup: np.ndarray | None) -> bool:
+        if backup is not None:
+            backup[...] = values  # before the decay changes them
+        self._decay_values(values, state)
+        return self._adam_kernel(kernel, values, grads, state, None)
+
+    def _decay_values(self, values: np.ndarray, state: dict) -> None:
         if self.weight_decay:
             values -= (self.lr * self.weight_decay) * self._decayed(values, state)
-        self._adam_step(values, grads, state)
 
 
 class RMSProp(Optimizer):
@@ -363,8 +492,13 @@ class RMSProp(Optimizer):
     With ``momentum`` :math:`\mu > 0` the step is accumulated,
     :math:`b \leftarrow \mu b + g / (\sqrt{v} + \epsilon)`, :math:`\theta \leftarrow \theta -
     \eta b`; with ``centered=True`` :math:`v` is replaced by the variance estimate
-    :math:`v - \bar g^2`, :math:`\bar g \leftarrow \alpha \bar g + (1-\alpha) g`.
+    :math:`v - \bar g^2`, :math:`\bar g \leftarrow \alpha \bar g + (1-\alpha) g`. The state
+    arrays are PyTorch's ``square_avg`` (:math:`v`), ``grad_avg`` (:math:`\bar g`) and
+    ``momentum_buffer`` (:math:`b`).
     """
+
+    carries_nonfinite_gradients = True
+    _PREVIOUS_NAMES = {"square": "square_avg", "mean": "grad_avg", "momentum": "momentum_buffer"}
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, centered: bool = False,
@@ -378,29 +512,29 @@ class RMSProp(Optimizer):
         self.centered = bool(centered)
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
-        if self.weight_decay:
-            grads = grads + self.weight_decay * self._decayed(values, state)
-        square = self._buffer(state, "square", values)
-        square *= self.alpha
-        square += (1 - self.alpha) * grads * grads
+        grads = self._with_weight_decay(values, grads, state)
+        square_avg = self._buffer(state, "square_avg", values)
+        square_avg *= self.alpha
+        square_avg += (1 - self.alpha) * grads * grads
         if self.centered:
-            mean = self._buffer(state, "mean", values)
-            mean *= self.alpha
-            mean += (1 - self.alpha) * grads
-            denominator = np.sqrt(square - mean * mean)
+            grad_avg = self._buffer(state, "grad_avg", values)
+            grad_avg *= self.alpha
+            grad_avg += (1 - self.alpha) * grads
+            denominator = np.sqrt(square_avg - grad_avg * grad_avg)
         else:
-            denominator = np.sqrt(square)
+            denominator = np.sqrt(square_avg)
         denominator += self.eps
         if self.momentum:
-            buffer = self._buffer(state, "momentum", values)
-            buffer *= self.momentum
-            buffer += grads / denominator
-            values -= self.lr * buffer
+            momentum_buffer = self._buffer(state, "momentum_buffer", values)
+            momentum_buffer *= self.momentum
+            momentum_buffer += grads / denominator
+            values -= self.lr * momentum_buffer
         else:
             values -= self.lr * grads / denominator
 
     def state_names(self) -> tuple[str, ...]:
-        return ("square",) + ("mean",) * self.centered + ("momentum",) * (self.momentum > 0)
+        return (("square_avg",) + ("grad_avg",) * self.centered
+                + ("momentum_buffer",) * (self.momentum > 0))
 
     def get_config(self) -> dict:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
