@@ -198,3 +198,53 @@ def test_a_step_run_alone_that_diverges_is_undone_and_says_why():
         np.testing.assert_array_equal(param.value, value)
     for name, value in statistics.items():
         np.testing.assert_array_equal(model.layers[1].buffers[name], value)
+
+
+# -- the optimizer's state after an undone step is the state before it --------------------------
+class _HalvingSGD(bp.SGD):
+    """An optimizer that writes its own step (kept as it is by guarded_step)."""
+
+    def step(self, parameters):
+        super().step(parameters)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("make", [
+    lambda lr: bp.Adam(lr=lr), lambda lr: bp.AdamW(lr=lr),
+    lambda lr: bp.SGD(lr=lr, momentum=0.9, nesterov=True),
+    lambda lr: bp.RMSProp(lr=lr, momentum=0.5, centered=True),
+    lambda lr: _HalvingSGD(lr=lr, momentum=0.5),
+], ids=["adam", "adamw", "sgd", "rmsprop", "own-step"])
+def test_an_undone_step_leaves_the_optimizer_state_as_it_was(make, fused, monkeypatch):
+    from test_fast_paths import use_compiled_kernels
+
+    use_compiled_kernels(fused, monkeypatch)
+    X, y = regression_data(n=20)
+    model = bp.Sequential([bp.Dense(3, 4), bp.Tanh(), bp.Dense(4, 1)], seed=0)  # float32
+    optimizer = make(1e-2)
+    step = bp.TrainingStep(model, "mse", optimizer)
+    for _ in range(3):
+        step.epoch(X, y, batch_size=5)
+    before = optimizer.state_dict(model.parameters())
+    weights = [p.value.copy() for p in model.parameters()]
+    optimizer.lr = 3e38  # the next update overflows float32
+    with pytest.raises(bp.TrainingDivergedError, match="overflowed"):
+        step(X[:5], y[:5] * 1e10)
+    after = optimizer.state_dict(model.parameters())
+    assert after["step"] == before["step"] == 12
+    assert sorted(after["arrays"]) == sorted(before["arrays"]) != []
+    for name, array in before["arrays"].items():
+        np.testing.assert_array_equal(after["arrays"][name], array, err_msg=name)
+    for param, value in zip(model.parameters(), weights, strict=True):
+        np.testing.assert_array_equal(param.value, value)
+    # and training goes on from there as if the bad step had never been tried
+    optimizer.lr = 1e-2
+    reference = make(1e-2)
+    twin = bp.Sequential([bp.Dense(3, 4), bp.Tanh(), bp.Dense(4, 1)], seed=0)
+    twin_step = bp.TrainingStep(twin, "mse", reference)
+    for _ in range(3):
+        twin_step.epoch(X, y, batch_size=5)
+    step(X[:5], y[:5])
+    twin_step(X[:5], y[:5])
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(a.value, b.value)

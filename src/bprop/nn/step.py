@@ -38,12 +38,7 @@ from typing import NamedTuple, NoReturn, Protocol
 import numpy as np
 
 from .._checks import all_finite, check_positive_float, check_positive_int
-from ..optim.optimizers import (
-    OPTIMIZERS,
-    Optimizer,
-    clip_grad_norm,
-    clip_grad_value,
-)
+from ..optim.optimizers import Optimizer, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from .history import History, TrainingDivergedError
 from .layers import BatchNorm
@@ -132,13 +127,12 @@ class TrainingStep:
         self._buffers = [b for layer in model.layers for b in layer.buffers.values()]
         self._has_batchnorm = any(isinstance(layer, BatchNorm) for layer in model.layers)
         self._values_before: np.ndarray | None = None
-        # A NaN or infinite gradient makes the values that bprop's own updates produce NaN or
-        # infinite too, which the guarded update's check catches, so the gradients need no
-        # pass of their own. Clipping could make an infinite gradient finite, and an update
-        # written elsewhere might too (a sign, a clip): then the gradients are looked at first.
-        own_update = type(optimizer).update in {cls.update for cls in OPTIMIZERS.values()}
+        # When the optimizer carries a NaN or infinite gradient into the values (bprop's own
+        # do), the guarded update's test of the values catches it and the gradients need no
+        # pass of their own; clipping could make an infinite gradient finite, and so might an
+        # update written elsewhere (a sign, a clip): then the gradients are looked at first.
         self._check_gradients = (self.clip_value is not None or self.clip_norm is not None
-                                 or not own_update)
+                                 or not optimizer.carries_nonfinite_gradients)
         self._scaled_penalties: dict[int, Regularizer] = {}
 
     # -- the public calls, which check what they are given -------------------------------------
@@ -215,8 +209,7 @@ class TrainingStep:
             values, grads = self._flat()
             if not self.optimizer.guarded_step(parameters, self._values_before):
                 values[...] = self._values_before
-                self._restore(saved_buffers)
-                self.optimizer.reset(parameters)  # TODO exact undo of the state
+                self._restore(saved_buffers)  # (the optimizer has put its state back)
                 if all_finite(grads):  # (as the update read them)
                     self._diverged("a parameter overflowed to infinity in the update")
                 self._diverged("a gradient became NaN or infinite")

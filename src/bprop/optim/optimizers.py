@@ -112,8 +112,10 @@ class Optimizer:
     def guarded_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
         """:meth:`step`, made undoable: the parameters' values are first copied into ``backup``
         (a 1-D array of their total size and dtype), and the result says whether every
-        updated value is finite. ``fit`` takes its steps this way and, on False, puts
-        ``backup`` back. (Adam's compiled kernel copies, updates and checks in one pass.)"""
+        updated value is finite. On False the optimizer's own state (step count, moments) is
+        already as it was before the step, and the caller puts ``backup`` back into the
+        values, as the training step does. (Adam's compiled kernel copies, updates and
+        checks in one pass.)"""
         return self._step(parameters, backup)
 
     def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
@@ -123,6 +125,7 @@ class Optimizer:
         if backup is not None:
             self._check_backup(backup, values)  # before the state changes
         state = self._state(parameters, values)
+        kept = None if backup is None else self._keep(state)
         state["step"] += 1
         arrays = (values, grads) if backup is None else (values, grads, backup)
         kernel = None if self.kernel is None else _kernels.compiled(self.kernel, *arrays)
@@ -133,20 +136,54 @@ class Optimizer:
                 backup[...] = values
             self.update(values, grads, state)
             finite = backup is None or all_finite(values)
+        if kept is not None and not finite:
+            self._restore(state, kept)
+            return False
         if state["step"] % FLUSH_EVERY == 0:
             for array in state["arrays"].values():
                 flush_subnormals(array)
         return finite
 
     def _guarded_own_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
-        """:meth:`guarded_step` for a class that writes its own ``step``: back up, that step,
-        test the values."""
+        """:meth:`guarded_step` for a class that writes its own ``step``: back up the values
+        and the state, that step, test the values (and on failure put the state back)."""
         parameters = list(parameters)
         values = flat_views(parameters)[0]
         self._check_backup(backup, values)
+        state = self._state(parameters, values)
+        kept = self._keep(state)
         backup[...] = values
         self.step(parameters)
-        return all_finite(values)
+        if all_finite(values):
+            return True
+        self._restore(state, kept)
+        return False
+
+    @staticmethod
+    def _keep(state: dict) -> tuple[int, dict[str, np.ndarray]]:
+        """The step count and a copy of the state arrays, to undo a step with
+        :meth:`_restore`. The copies go into arrays kept for the purpose (``state["kept"]``),
+        so that a guarded step allocates nothing."""
+        copies = state.setdefault("kept", {})
+        for name, array in state["arrays"].items():
+            copy = copies.get(name)
+            if copy is None or copy.shape != array.shape or copy.dtype != array.dtype:
+                copy = copies[name] = np.empty_like(array)
+            np.copyto(copy, array)
+        return state["step"], {name: copies[name] for name in state["arrays"]}
+
+    @staticmethod
+    def _restore(state: dict, kept: tuple[int, dict[str, np.ndarray]]) -> None:
+        """Put back the step count and state arrays that :meth:`_keep` copied: arrays the
+        step created are dropped, the others get their old values."""
+        step, copies = kept
+        state["step"] = step
+        arrays = state["arrays"]
+        for name in list(arrays):
+            if name in copies:
+                np.copyto(arrays[name], copies[name])
+            else:
+                del arrays[name]
 
     @staticmethod
     def _check_backup(backup, values: np.ndarray) -> None:
