@@ -69,7 +69,7 @@ def run(args) -> dict:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     peak = gemm_peak(args.dtype)
     adam = ("compiled, one pass (bprop.backend._fused)" if bp.optim.fused_adam_available()
-            else "NumPy, ten passes (the C extension was not built, or BPROP_NO_FUSED is set)")
+            else "NumPy, thirteen passes (the C extension was not built, or BPROP_NO_FUSED is set)")
     report = {"machine": comparison.machine_description(), "gemm_peak_gflops": peak,
               "bprop_adam": adam, "settings": vars(args), "runs": []}
     print(f"# {report['machine']['description']}")
