@@ -6,23 +6,40 @@ names can be *views* into one contiguous buffer shared by a whole model. An opti
 every weight and bias of the network in a handful of vectorised operations over that buffer
 instead of a Python loop over dozens of small arrays, which on a CPU is where a plain NumPy
 training loop loses much of its time.
+
+A model costs its size: a parameter made with :meth:`Parameter.zeros` takes no memory until it
+is packed (:func:`pack` allocates the model's values once, in the model's dtype, and the
+layers draw their initial weights straight into it) or first read, and a gradient is allocated
+only when something first writes or reads it (a model that only predicts never does).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from .._checks import all_finite
+
 
 class FlatBuffer:
-    """Two 1-D arrays (values and gradients) that the parameters packed into it are views of."""
+    """One 1-D array of values that the parameters packed into it are views of, and one of
+    gradients, allocated (as zeros) when it is first asked for."""
 
-    __slots__ = ("values", "grads")
+    __slots__ = ("values", "_grads")
 
     def __init__(self, size: int, dtype: np.dtype):
+        # np.zeros, not np.empty: the parameters not yet drawn or set read as zeros, and the
+        # operating system gives zeroed pages only as they are first written.
         self.values = np.zeros(size, dtype=dtype)
-        self.grads = np.zeros(size, dtype=dtype)
+        self._grads: np.ndarray | None = None
+
+    @property
+    def grads(self) -> np.ndarray:
+        if self._grads is None:
+            self._grads = np.zeros(self.values.size, dtype=self.values.dtype)
+        return self._grads
 
 
 class Parameter:
@@ -36,15 +53,17 @@ class Parameter:
         Whether weight penalties (L1/L2, weight decay) apply to it: True for weights,
         False for biases and normalisation shifts.
 
-    Assigning ``param.value = array`` copies into the existing storage (after checking the shape),
-    so the parameter never silently leaves the buffer its model packed it into.
+    Assigning ``param.value = array`` copies into the existing storage (after checking the
+    shape, and that the values are finite numbers), so the parameter never silently leaves the
+    buffer its model packed it into.
 
     Layers add their gradients with :meth:`accumulate_matmul` and :meth:`accumulate_sum`: right
     after :meth:`zero_grad` these write the result straight into ``grad`` (saving a temporary
     array and a pass over it), otherwise they add to it; either way ``grad`` ends up holding
     the sum, exactly as ``grad += ...`` would. For the same reason :meth:`zero_grad` only
     notes that the gradient is zero: the array is filled with zeros when it is next read
-    without having been written (``param.grad``, :func:`flat_views`).
+    without having been written (``param.grad``, :func:`flat_views`), and it is allocated
+    only when first needed.
 
     >>> p = Parameter([[1.0, 2.0]])
     >>> p.value = [[3.0, 4.0]]
@@ -52,58 +71,97 @@ class Parameter:
     (array([[3., 4.]]), array([[0., 0.]]))
     """
 
-    __slots__ = ("_value", "_grad", "decay", "_home", "_zeroed", "_fill_pending", "__weakref__")
+    __slots__ = ("_value", "_grad", "_shape", "_dtype", "decay", "_home", "_zeroed",
+                 "_fill_pending", "__weakref__")
 
     def __init__(self, value, *, decay: bool = True):
         array = np.array(value, copy=True)
-        self._value = array if array.dtype.kind == "f" else array.astype(np.float64)
-        self._grad = np.zeros_like(self._value)
+        if array.dtype.kind != "f":
+            array = array.astype(np.float64)
+        self._setup(array.shape, array.dtype, decay)
+        self._value = array
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...], dtype="float64", *, decay: bool = True) -> Parameter:
+        """A parameter of zeros whose memory is allocated only when first needed: when a model
+        packs it, when it is drawn or set, or when its value is read.
+
+        >>> p = Parameter.zeros((2, 3))
+        >>> p.shape, p.dtype.name, float(p.value.sum())
+        ((2, 3), 'float64', 0.0)
+        """
+        param = cls.__new__(cls)
+        param._setup(tuple(int(n) for n in shape), np.dtype(dtype), decay)
+        return param
+
+    def _setup(self, shape: tuple[int, ...], dtype: np.dtype, decay: bool) -> None:
+        self._shape, self._dtype, self.decay = shape, dtype, decay
+        # None until first needed (a gradient of None is zero).
+        self._value: np.ndarray | None = None
+        self._grad: np.ndarray | None = None
         # _zeroed: the gradient is zero and no one has been handed the array since, so the next
         # accumulate may overwrite it. _fill_pending: the gradient is zero but zero_grad has not
         # filled the array yet (so _fill_pending implies _zeroed).
         self._zeroed, self._fill_pending = True, False
-        self.decay = decay
         self._home: tuple[FlatBuffer, int, int] | None = None
 
     @property
     def value(self) -> np.ndarray:
+        if self._value is None:
+            self._value = np.zeros(self._shape, self._dtype)
         return self._value
 
     @value.setter
     def value(self, new_value) -> None:
         new_value = np.asarray(new_value)
-        if new_value.shape != self._value.shape:
+        if new_value.shape != self._shape:
             raise ValueError(
-                f"cannot set a parameter of shape {self._value.shape} "
+                f"cannot set a parameter of shape {self._shape} "
                 f"to an array of shape {new_value.shape}"
             )
         if not np.issubdtype(new_value.dtype, np.number):
             raise TypeError(f"parameter values must be numbers, got dtype {new_value.dtype}")
-        if not np.all(np.isfinite(new_value)):
+        finite = (all_finite(new_value) if new_value.dtype.kind == "f"
+                  else new_value.dtype.kind != "c" or bool(np.isfinite(new_value).all()))
+        if not finite:
             raise ValueError("parameter values must be finite (no NaN or infinity)")
+        if self._value is None:
+            self._value = np.empty(self._shape, self._dtype)  # every element is written next
         self._value[...] = new_value
 
     @property
     def grad(self) -> np.ndarray:
+        grad = self._grad_array()
         # Whoever holds the array may write into it, so it can no longer be assumed zero.
         self._fill_if_pending()
         self._zeroed = False
-        return self._grad
+        return grad
 
     @grad.setter
     def grad(self, new_grad) -> None:
         # ``param.grad += g`` adds in place and then assigns the same array back.
         if new_grad is not self._grad:
-            if np.shape(new_grad) != self._grad.shape:
-                raise ValueError(f"cannot set a gradient of shape {self._grad.shape} to an "
+            if np.shape(new_grad) != self._shape:
+                raise ValueError(f"cannot set a gradient of shape {self._shape} to an "
                                  f"array of shape {np.shape(new_grad)}")
-            self._grad[...] = new_grad
+            self._grad_array()[...] = new_grad
         self._zeroed = self._fill_pending = False
 
     def zero_grad(self) -> None:
         """Set the gradient to zero. (The array is filled when the gradient is next read or
         written: an array taken from ``grad`` before this call keeps its values until then.)"""
-        self._zeroed = self._fill_pending = True
+        self._zeroed = True
+        self._fill_pending = self._grad is not None
+
+    def _grad_array(self) -> np.ndarray:
+        """The gradient's array, allocated as zeros on first need (in the buffer, if packed)."""
+        if self._grad is None:
+            if self._home is None:
+                self._grad = np.zeros(self._shape, self._dtype)
+            else:
+                buffer, start, stop = self._home
+                self._grad = buffer.grads[start:stop].reshape(self._shape)
+        return self._grad
 
     def _fill_if_pending(self) -> None:
         if self._fill_pending:
@@ -113,7 +171,7 @@ class Parameter:
     def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``."""
         if self._zeroed:
-            np.matmul(a, b, out=self._grad)
+            np.matmul(a, b, out=self._grad if self._grad is not None else self._grad_array())
             self._zeroed = self._fill_pending = False
         else:
             self._grad += a @ b
@@ -121,28 +179,33 @@ class Parameter:
     def accumulate_sum(self, array: np.ndarray, axis: int = 0) -> None:
         """``grad += array.sum(axis)``."""
         if self._zeroed:
-            np.add.reduce(array, axis=axis, out=self._grad)  # np.sum, minus its Python wrapper
+            # np.add.reduce is np.sum minus its Python wrapper
+            np.add.reduce(array, axis=axis,
+                          out=self._grad if self._grad is not None else self._grad_array())
             self._zeroed = self._fill_pending = False
         else:
             self._grad += array.sum(axis=axis)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._value.shape
+        return self._shape
 
     @property
     def size(self) -> int:
-        return self._value.size
+        return math.prod(self._shape)
 
     @property
     def dtype(self) -> np.dtype:
-        return self._value.dtype
+        return self._dtype
 
     def astype(self, dtype) -> None:
         """Convert value and gradient to ``dtype`` in place (leaving any shared buffer)."""
         self._fill_if_pending()
-        self._value = self._value.astype(dtype)
-        self._grad = self._grad.astype(dtype)
+        if self._value is not None:
+            self._value = self._value.astype(dtype)
+        if self._grad is not None:
+            self._grad = self._grad.astype(dtype)
+        self._dtype = np.dtype(dtype)
         self._home = None
 
     def __repr__(self) -> str:
@@ -150,38 +213,54 @@ class Parameter:
 
     def __getstate__(self):
         # Copies (deepcopy, pickling by the user) own their arrays; they are not in a buffer.
-        grad = np.zeros_like(self._grad) if self._fill_pending else self._grad.copy()
-        return {"value": self._value.copy(), "grad": grad, "decay": self.decay}
+        # A value never allocated, or a gradient known to be zero, is not copied.
+        return {"value": None if self._value is None else self._value.copy(),
+                "grad": None if self._zeroed else self._grad.copy(),
+                "decay": self.decay, "shape": self._shape, "dtype": self._dtype.str}
 
     def __setstate__(self, state):
-        self._value = state["value"]
-        self._grad = state["grad"]
-        self.decay = state["decay"]
-        self._home = None
-        self._zeroed, self._fill_pending = not state["grad"].any(), False
+        value, grad = state["value"], state["grad"]
+        if value is None:
+            self._setup(tuple(state["shape"]), np.dtype(state["dtype"]), state["decay"])
+        else:
+            self._setup(value.shape, value.dtype, state["decay"])
+            self._value = value
+        # (A parameter pickled before gradients were lazy always carries its gradient array.)
+        if grad is not None and grad.any():
+            self._grad, self._zeroed = grad, False
 
 
-def pack(parameters: Sequence[Parameter]) -> FlatBuffer:
+def pack(parameters: Sequence[Parameter], dtype=None) -> FlatBuffer:
     """Move ``parameters`` into one new :class:`FlatBuffer`, keeping their values.
 
     Afterwards each ``param.value`` / ``param.grad`` is a reshaped view of a slice of the
-    buffer's ``values`` / ``grads``, in the order given.
+    buffer's ``values`` / ``grads``, in the order given. With ``dtype`` the buffer has that
+    dtype and the values are cast into it; without, the parameters must share one dtype.
+    A parameter whose value was never allocated (:meth:`Parameter.zeros`) costs nothing here:
+    its slice stays zero until it is drawn or set. A gradient known to be zero is not copied.
     """
     parameters = list(parameters)
     if not parameters:
         raise ValueError("there are no parameters to pack")
-    dtypes = {p.dtype for p in parameters}
-    if len(dtypes) > 1:
-        raise TypeError(f"parameters have mixed dtypes {sorted(map(str, dtypes))}")
-    buffer = FlatBuffer(sum(p.size for p in parameters), parameters[0].dtype)
+    if dtype is None:
+        dtypes = {p.dtype for p in parameters}
+        if len(dtypes) > 1:
+            raise TypeError(f"parameters have mixed dtypes {sorted(map(str, dtypes))}")
+        dtype = parameters[0].dtype
+    dtype = np.dtype(dtype)
+    buffer = FlatBuffer(sum(p.size for p in parameters), dtype)
     start = 0
     for param in parameters:
         stop = start + param.size
-        buffer.values[start:stop] = param.value.ravel()
-        param._fill_if_pending()  # (not param.grad, which would give up a known zero)
-        buffer.grads[start:stop] = param._grad.ravel()
-        param._value = buffer.values[start:stop].reshape(param.shape)
-        param._grad = buffer.grads[start:stop].reshape(param.shape)
+        values = buffer.values[start:stop].reshape(param.shape)
+        if param._value is not None:
+            values[...] = param._value
+        grad = None
+        if not param._zeroed:  # (param._zeroed: a zero gradient, to be allocated when needed)
+            grad = buffer.grads[start:stop].reshape(param.shape)
+            grad[...] = param._grad
+        param._value, param._grad, param._dtype = values, grad, dtype
+        param._fill_pending = False
         param._home = (buffer, start, stop)
         start = stop
     return buffer
@@ -201,9 +280,6 @@ def flat_views(parameters: Iterable[Parameter]) -> tuple[np.ndarray, np.ndarray]
             raise TypeError(
                 f"expected Parameter objects (from model.parameters()), got {type(param).__name__}"
             )
-        # The caller gets the gradients to read (and may write them), as through param.grad.
-        param._fill_if_pending()
-        param._zeroed = False
     first = parameters[0]._home
     if first is not None:
         buffer, start, position = first
@@ -213,7 +289,18 @@ def flat_views(parameters: Iterable[Parameter]) -> tuple[np.ndarray, np.ndarray]
                 break
             position = home[2]
         else:
+            _hand_out_gradients(parameters)
             return buffer.values[start:position], buffer.grads[start:position]
     buffer = pack(parameters)
+    _hand_out_gradients(parameters)
     # Slices, like the fast path, so that ``values.base`` always names the buffer.
     return buffer.values[:], buffer.grads[:]
+
+
+def _hand_out_gradients(parameters: list[Parameter]) -> None:
+    """The caller gets the gradients to read (and may write them), as through param.grad."""
+    for param in parameters:
+        if param._grad is None:
+            param._grad_array()
+        param._fill_if_pending()
+        param._zeroed = False
