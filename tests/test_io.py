@@ -171,11 +171,11 @@ def set_step(step):
 
 
 def drop_moments(arrays, header):
-    del arrays["optim/mean_sum"]
+    del arrays["optim/exp_avg"]
 
 
 def nan_moment(arrays, header):
-    arrays["optim/mean_sum"] = np.full_like(arrays["optim/mean_sum"], np.nan)
+    arrays["optim/exp_avg"] = np.full_like(arrays["optim/exp_avg"], np.nan)
 
 
 def negative_variance(arrays, header):
@@ -191,7 +191,7 @@ def huge_layer(arrays, header):
 
 
 def wrong_optimizer_size(arrays, header):
-    arrays["optim/square_sum"] = arrays["optim/square_sum"][:5]
+    arrays["optim/exp_avg_sq"] = arrays["optim/exp_avg_sq"][:5]
 
 
 def extra_member(arrays, header):
@@ -202,11 +202,11 @@ def extra_member(arrays, header):
     (set_step(-1), "step count must be a whole number >= 0"),
     (set_step(1e300), "step count must be a whole number >= 0"),
     (drop_moments, "keeps the arrays"),
-    (nan_moment, "'mean_sum' holds invalid values"),
+    (nan_moment, "'exp_avg' holds invalid values"),
     (negative_variance, "1.running_var holds invalid values"),
     (text_weights, "holds <U1, not numbers"),
     (huge_layer, "'param/0.weight' has shape \\(4, 16\\) but the model description needs"),
-    (wrong_optimizer_size, "'optim/square_sum' has shape \\(5,\\)"),
+    (wrong_optimizer_size, "'optim/exp_avg_sq' has shape \\(5,\\)"),
     (extra_member, "unexpected entries \\['notes.npy'\\]"),
 ])
 def test_hostile_or_damaged_contents_are_refused_clearly(tmp_path, change, message):
@@ -263,3 +263,59 @@ def test_every_layer_type_with_state_has_its_shapes_known_to_the_loader():
         assert io.parameter_shapes(name, layer.get_config()) == actual, name
     assert io.parameter_shapes("Dense", {"n_in": 3, "n_out": 2, "bias": False}) == {
         "weight": (3, 2)}
+
+
+def test_arrays_are_read_a_block_at_a_time_into_the_model(tmp_path, monkeypatch):
+    model, optimizer, X, _ = trained_model("float64")
+    model.save(tmp_path / "model.npz", optimizer=optimizer)
+    monkeypatch.setattr(io, "_READ_BLOCK", 40)  # 5 float64 per block: no array ends on one
+    loaded, loaded_optimizer = bp.load(tmp_path / "model.npz", optimizer=True)
+    for (name, a), (_, b) in zip(loaded.named_parameters(), model.named_parameters(),
+                                 strict=True):
+        np.testing.assert_array_equal(a.value, b.value, err_msg=name)
+        assert a._home is not None and a._home[0] is loaded.parameters()[0]._home[0]
+    np.testing.assert_array_equal(loaded.layers[1].buffers["running_mean"],
+                                  model.layers[1].buffers["running_mean"])
+    np.testing.assert_array_equal(loaded.forward(X), model.forward(X))
+    assert loaded_optimizer.state_dict(loaded.parameters())["step"] == optimizer.state_dict(
+        model.parameters())["step"]
+
+
+def fortran_weights(arrays, header):
+    arrays["param/0.weight"] = np.asfortranarray(arrays["param/0.weight"])
+
+
+def test_arrays_written_in_another_layout_or_dtype_load_the_same(tmp_path):
+    model, _, X, _ = trained_model("float32")
+    model.save(tmp_path / "model.npz")
+    expected = model.forward(X)
+    rewrite(tmp_path / "model.npz", fortran_weights)
+    with np.load(tmp_path / "model.npz") as archive:  # (the file really holds Fortran order)
+        assert archive["param/0.weight"].flags.f_contiguous
+    np.testing.assert_array_equal(bp.load(tmp_path / "model.npz").forward(X), expected)
+    rewrite(tmp_path / "model.npz", lambda arrays, header: arrays.update(
+        {"param/4.bias": arrays["param/4.bias"].astype(">f8")}))
+    np.testing.assert_array_equal(bp.load(tmp_path / "model.npz").forward(X), expected)
+
+
+def nan_weight(arrays, header):
+    arrays["param/4.weight"][3, 1] = np.nan
+
+
+def test_non_finite_or_missing_weights_are_refused_clearly(tmp_path):
+    model, _, _, _ = trained_model()
+    model.save(tmp_path / "nan.npz")
+    rewrite(tmp_path / "nan.npz", nan_weight)
+    with pytest.raises(bp.ModelFileError, match="damaged: 'param/4.weight' holds NaN or infinite"):
+        bp.load(tmp_path / "nan.npz")
+    # An array whose data stop before its header's shape says they end.
+    path = tmp_path / "short.npz"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        whole = archive.read("param/0.weight.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("param/0.weight.npy", whole[:-12])
+    with pytest.raises(bp.ModelFileError, match="damaged: 'param/0.weight' is cut short"):
+        bp.load(path)

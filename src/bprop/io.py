@@ -1,17 +1,14 @@
-"""Saving and loading models: one file, no pickle, written atomically.
+"""Saving and loading models: one file, no pickle, written atomically, read a block at a time.
 
-The file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays). It holds
-
-* ``__header__``: UTF-8 JSON with the format name and version, the bprop version, the model's
-  dtype, every layer's type and constructor arguments, the loss, the model's random-generator
-  state and, optionally, the optimizer's type and settings;
-* ``param/<name>`` and ``buffer/<name>``: weights, biases and BatchNorm running statistics;
-* ``optim/<name>``: the optimizer's state arrays (momentum, moment estimates), if saved.
+The format, and writing it, are in :mod:`bprop.nn.model_file` (beneath the model, which saves
+itself through it); this module reads files back into a :class:`~bprop.Sequential`, and
+``bprop.save`` is that module's :func:`~bprop.nn.model_file.save`.
 
 Loading reads the arrays with ``allow_pickle=False`` and builds layers only from bprop's own
 classes, so a file from a stranger cannot run code: a file that carries a pickle is refused.
-Saving writes a temporary file in the target's folder and renames it over the target, so an
-interrupted save leaves any previous file intact.
+Every array's header is checked before the model is built, and the model is built without
+drawing any weights: each saved array is then read a block at a time straight into the
+model's buffer, so loading a model needs little memory beyond the model itself.
 """
 
 from __future__ import annotations
@@ -22,67 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from ._checks import all_finite
+from ._version import __version__
 from .nn.layers import LAYERS
 from .nn.losses import LOSSES, Loss
 from .nn.model import Sequential
+from .nn.model_file import FORMAT, FORMAT_VERSION, save
 from .optim.optimizers import OPTIMIZERS, Optimizer
 
-FORMAT = "bprop-model"
-FORMAT_VERSION = 1
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "parameter_shapes", "save"]
+
 LOSS_CLASSES = {cls.__name__: cls for cls in LOSSES.values()}
+
+#: arrays are read from the file in blocks of about this many bytes
+_READ_BLOCK = 1 << 20
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded: not a bprop file, damaged, unsafe or too new."""
-
-
-def save(model: Sequential, path, optimizer: Optimizer | None = None) -> Path:
-    """Write ``model`` (and ``optimizer``'s state for its parameters, if given) to ``path``.
-
-    >>> import bprop as bp, tempfile, os
-    >>> model = bp.Sequential([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 1)], seed=0)
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> _ = bp.save(model, path)
-    >>> x = np.ones((1, 2))
-    >>> bool((bp.load(path).forward(x) == model.forward(x)).all())
-    True
-    """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"save takes a Sequential model, got {type(model).__name__}")
-    path = Path(path)
-    header = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "bprop_version": _bprop_version(),
-        "dtype": model.dtype.name,
-        "seed": model.seed if isinstance(model.seed, int) else None,
-        "rng_state": model.rng.bit_generator.state,
-        "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
-                   for layer in model.layers],
-        "loss": None if model.loss is None else
-        {"type": type(model.loss).__name__, "config": model.loss.get_config()},
-        "optimizer": None,
-    }
-    for layer in model.layers:
-        if type(layer).__name__ not in LAYERS or LAYERS[type(layer).__name__] is not type(layer):
-            raise TypeError(f"cannot save a model with the custom layer {layer!r}; only bprop's "
-                            "own layers can be rebuilt safely on loading")
-    arrays = {}
-    for name, param in model.named_parameters():
-        arrays[f"param/{name}"] = param.value
-    for i, layer in enumerate(model.layers):
-        for name, buffer in layer.buffers.items():
-            arrays[f"buffer/{i}.{name}"] = buffer
-    if optimizer is not None:
-        state = optimizer.state_dict(model.parameters())
-        header["optimizer"] = {"type": type(optimizer).__name__,
-                               "config": optimizer.get_config(), "step": state["step"]}
-        arrays.update({f"optim/{name}": array for name, array in state["arrays"].items()})
-    arrays["__header__"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    with atomic_write(path) as file:
-        np.savez(file, **arrays)
-    return path
 
 
 def load(path, optimizer: bool = False, max_bytes: int = 2**31):
@@ -135,32 +89,33 @@ def _load(path: Path, with_optimizer: bool, max_bytes: int):
             and name.removesuffix(".npy") not in shapes and not name.startswith("optim/"))
         if unexpected:
             raise ModelFileError(f"{path} is damaged: unexpected entries {unexpected}")
-        state = {name: _read_array(archive, members, name, shape, path)
-                 for name, shape in shapes.items()}
+        for name, shape in shapes.items():  # every array fits before anything is allocated
+            _array_header(archive, members, name, shape, path)
         model = _build_model(header, path)
-        try:
-            model.load_state_dict(
-                {name.split("/", 1)[1]: array for name, array in state.items()})
-        except ValueError as error:
-            raise ModelFileError(f"{path} is damaged: {error}") from None
+        targets = {f"param/{name}": param.value for name, param in model.named_parameters()}
+        for i, layer in enumerate(model.layers):
+            targets.update({f"buffer/{i}.{name}": b for name, b in layer.buffers.items()})
+        if set(targets) != set(shapes):  # (parameter_shapes and the layers disagree: a bug)
+            raise ModelFileError(f"{path} cannot be loaded: the model has {sorted(targets)}, "
+                                 f"the file describes {sorted(shapes)}")
+        for name, target in targets.items():
+            _read_into(archive, members, name, target, path)
         _check_buffers(model, path)
         if not with_optimizer:
             return model
         return model, _build_optimizer(header, archive, members, model, path)
 
 
-def _read_array(archive: zipfile.ZipFile, members: dict, name: str, shape, path: Path,
-                max_elements: int | None = None) -> np.ndarray:
-    """Read ``name``.npy from the archive after checking its header: no objects (pickles),
-    a plain numeric dtype, and the expected ``shape`` (if given)."""
+def _array_header(archive: zipfile.ZipFile, members: dict, name: str, shape, path: Path,
+                  max_elements: int | None = None) -> tuple[zipfile.ZipInfo, bool, np.dtype]:
+    """Check the header of ``name``.npy in the archive: no objects (pickles), a plain numeric
+    dtype, and the expected ``shape`` (if given). Returns the member, whether the array is in
+    Fortran order, and its dtype."""
     info = members.get(name + ".npy")
     if info is None:
         raise ModelFileError(f"{path} is damaged: the array {name!r} is missing")
     with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        found_shape, _, dtype = read_header(member)
+        found_shape, fortran_order, dtype = _read_npy_header(member)
     if dtype.hasobject:
         raise ModelFileError(
             f"refusing to load {path}: {name!r} holds pickled Python objects, which could run "
@@ -172,8 +127,48 @@ def _read_array(archive: zipfile.ZipFile, members: dict, name: str, shape, path:
                              f"the model description needs {tuple(shape)}")
     if max_elements is not None and np.prod(found_shape) > max_elements:
         raise ModelFileError(f"{path} is damaged: {name!r} is implausibly large")
+    return info, fortran_order, dtype
+
+
+def _read_npy_header(member) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(member)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    return read_header(member)
+
+
+def _read_array(archive: zipfile.ZipFile, members: dict, name: str, shape, path: Path,
+                max_elements: int | None = None) -> np.ndarray:
+    """``name``.npy from the archive, read whole after :func:`_array_header`'s checks."""
+    info, _, _ = _array_header(archive, members, name, shape, path, max_elements)
     with archive.open(info) as member:
         return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _read_into(archive: zipfile.ZipFile, members: dict, name: str, target: np.ndarray,
+               path: Path) -> None:
+    """Read ``name``.npy (its header already checked) into ``target``, a block at a time,
+    converting to ``target``'s dtype and refusing NaN and infinity."""
+    info, fortran_order, dtype = _array_header(archive, members, name, target.shape, path)
+    if fortran_order or not target.flags.c_contiguous:  # (not what bprop writes): read whole
+        array = _read_array(archive, members, name, target.shape, path)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ModelFileError(f"{path} is damaged: {name!r} holds NaN or infinite values")
+        target[...] = array
+        return
+    with archive.open(info) as member:
+        _read_npy_header(member)
+        flat = target.reshape(-1)  # a view: target is contiguous
+        per_block = max(1, _READ_BLOCK // dtype.itemsize)
+        for start in range(0, flat.size, per_block):
+            count = min(per_block, flat.size - start)
+            data = member.read(count * dtype.itemsize)
+            if len(data) != count * dtype.itemsize:
+                raise ModelFileError(f"{path} is damaged: {name!r} is cut short")
+            block = np.frombuffer(data, dtype=dtype)
+            if dtype.kind == "f" and not all_finite(block):
+                raise ModelFileError(f"{path} is damaged: {name!r} holds NaN or infinite values")
+            flat[start:start + count] = block
 
 
 def _state_shapes(header: dict, path: Path) -> dict[str, tuple[int, ...]]:
@@ -226,7 +221,7 @@ def _read_header(raw: np.ndarray, path: Path) -> dict:
     if version != FORMAT_VERSION:
         raise ModelFileError(
             f"{path} uses model-file format version {version!r} (written by bprop "
-            f"{header.get('bprop_version', '?')}); this bprop ({_bprop_version()}) reads "
+            f"{header.get('bprop_version', '?')}); this bprop ({__version__}) reads "
             f"version {FORMAT_VERSION}. Install the bprop version that wrote it."
         )
     return header
@@ -240,9 +235,8 @@ def _build_model(header: dict, path: Path) -> Sequential:
             if cls is None:
                 raise ModelFileError(f"{path} names an unknown layer type {spec['type']!r}")
             layers.append(cls(**spec["config"]))
-        # Building draws initial weights that the file's weights then replace; the generator
-        # state is restored afterwards, so those draws leave no trace.
-        model = Sequential(layers, dtype=header["dtype"])
+        # Nothing is drawn: every weight is read from the file next, into the model's buffer.
+        model = Sequential(layers, dtype=header["dtype"], initialise=False)
         model.seed = header.get("seed")
         model.rng.bit_generator.state = header["rng_state"]
         if header.get("loss") is not None:
@@ -280,9 +274,3 @@ def _build(classes: dict, spec: dict, kind: str, path: Path) -> Loss | Optimizer
     if "betas" in config:
         config["betas"] = tuple(config["betas"])
     return cls(**config)
-
-
-def _bprop_version() -> str:
-    from ._version import __version__
-
-    return __version__

@@ -43,6 +43,7 @@ from .losses import (
     get_loss,
 )
 from .metrics import METRICS
+from .model_file import save
 from .parameter import Parameter, pack
 from .step import TrainingStep
 
@@ -65,6 +66,17 @@ class Sequential:
     dtype : {"float32", "float64"}
         Precision of parameters and computation. Inputs are converted to it at the public
         entry points; nothing inside is silently upcast.
+    initialise : bool
+        Draw the weights of the layers whose weights are not set yet (the default). False
+        leaves them at zero and takes them as set, drawing nothing: for a model whose weights
+        are loaded next (:meth:`load_state_dict`, as :func:`bprop.load` does).
+
+    The parameters of all layers live in one buffer, allocated once in ``dtype``; the layers'
+    initial weights are drawn straight into it, and the gradients are allocated when first
+    needed, so a model costs its size: its weights, and as much again once it trains.
+    :meth:`forward` and :meth:`backward` check their arguments once and then run the layers'
+    inner passes, which hold only the arithmetic; :meth:`_forward` and :meth:`_backward` are
+    those unchecked passes, for a training loop that has checked its data already.
 
     >>> import bprop as bp
     >>> model = bp.Sequential([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 1)], seed=0)
@@ -74,7 +86,11 @@ class Sequential:
     13
     """
 
-    def __init__(self, layers: Sequence[Layer], seed: int | None = None, dtype="float32"):
+    #: the shape of the last forward pass's output, which backward's grad_out must have
+    _output_shape: tuple[int, ...] | None = None
+
+    def __init__(self, layers: Sequence[Layer], seed: int | None = None, dtype="float32", *,
+                 initialise: bool = True):
         if isinstance(layers, Layer) or not isinstance(layers, Sequence):
             raise TypeError("layers must be a list of layers, e.g. [Dense(2, 4), ReLU()]")
         for i, layer in enumerate(layers):
@@ -102,14 +118,17 @@ class Sequential:
         self.loss: Loss | None = None
         self.training = False
         self.stop_training = False
-        for layer in self.layers:
-            layer.build(self.rng, self.dtype)
+        # The buffer first, in the model's dtype, so that the weights are drawn straight into it.
         self._pack()
+        for layer in self.layers:
+            if not initialise:
+                layer._initialised = True
+            layer.build(self.rng, self.dtype)
 
     def _pack(self) -> None:
         parameters = self.parameters()
         if parameters:
-            pack(parameters)  # each parameter keeps its buffer (param._home)
+            pack(parameters, self.dtype)  # each parameter keeps its buffer (param._home)
 
     # -- the two passes ----------------------------------------------------------------------
     def forward(self, x, training: bool | None = None) -> np.ndarray:
@@ -122,8 +141,12 @@ class Sequential:
         return self._forward(x, self.training if training is None else training)
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """:meth:`forward` without its checks: ``x`` must already be a finite (m, n_inputs)
+        array of the model's dtype."""
         for layer in self.layers:
-            x = layer.forward(x, training=training)
+            x = layer._forward(x, training)
+            layer._output_shape = x.shape  # (what the layer's own backward() would check)
+        self._output_shape = x.shape
         return x
 
     def _infer(self, X: np.ndarray, check_as: str | None = None) -> np.ndarray:
@@ -160,10 +183,20 @@ class Sequential:
         ``need_input_grad=False``, which spares the first layer that product: training on data
         never needs it).
         """
-        grad = np.asarray(grad_out, dtype=self.dtype)
+        if self._output_shape is None:
+            raise RuntimeError("backward() was called before forward()")
+        grad_out = as_array(grad_out, "grad_out", self.dtype)
+        if grad_out.shape != self._output_shape:
+            raise ValueError(f"grad_out has shape {grad_out.shape} but the model's last output "
+                             f"had shape {self._output_shape}")
+        return self._backward(grad_out, need_input_grad)
+
+    def _backward(self, grad_out: np.ndarray, need_input_grad: bool) -> np.ndarray | None:
+        """:meth:`backward` without its checks: ``grad_out`` must be an array of the model's
+        dtype and of the last forward output's shape."""
         for layer in self.layers[:0:-1]:
-            grad = layer.backward(grad)
-        return self.layers[0].backward(grad, need_input_grad=need_input_grad)
+            grad_out = layer._backward(grad_out, True)
+        return self.layers[0]._backward(grad_out, need_input_grad)
 
     __call__ = forward
 
@@ -219,17 +252,15 @@ class Sequential:
     def save(self, path, optimizer: Optimizer | None = None) -> None:
         """Write the model (and optionally ``optimizer``'s state) to one file; see
         :func:`bprop.save`."""
-        from ..io import save
-
         save(self, path, optimizer=optimizer)
 
     def astype(self, dtype) -> Sequential:
         """A copy of the model (same weights) computing in ``dtype``."""
         clone = copy.deepcopy(self)
         clone.dtype = as_float_dtype(dtype)
+        clone._pack()
         for layer in clone.layers:
             layer.build(clone.rng, clone.dtype)
-        clone._pack()
         return clone
 
     def summary(self) -> str:
