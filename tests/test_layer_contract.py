@@ -208,3 +208,13 @@ def test_a_new_layer_writes_only_its_inner_passes(rng):
     assert model.forward(np.ones((1, 2))).min() >= 0
     with pytest.raises(NotImplementedError, match="Unfinished does not define _forward"):
         type("Unfinished", (bp.Layer,), {})().forward(np.ones((1, 1)))
+
+
+def test_a_dense_layer_pickled_before_its_weights_were_drawn_is_still_drawn_when_built():
+    layer = bp.Dense.__new__(bp.Dense)
+    state = bp.Dense(3, 2).__dict__.copy()
+    del state["_initialised"]
+    layer.__setstate__({**state, "_weight_ready": False})
+    with pytest.raises(RuntimeError, match="has no weights yet"):
+        layer.forward(np.ones((1, 3)))
+    assert layer.build(0).weight.any()

@@ -123,6 +123,12 @@ class Dense(Layer):
             return None
         return grad_out @ weight.value.T
 
+    def __setstate__(self, state: dict) -> None:
+        # A Dense pickled before the base class kept _initialised said _weight_ready.
+        if "_weight_ready" in state:
+            state["_initialised"] = state.pop("_weight_ready")
+        self.__dict__.update(state)
+
     def get_config(self) -> dict:
         return {"n_in": self.n_inputs, "n_out": self.n_outputs, "bias": self.use_bias,
                 "init": self.init}
