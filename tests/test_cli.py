@@ -122,19 +122,22 @@ def test_train_on_real_mnist_draws_the_first_layer(tmp_path):
 
 def test_ctrl_c_stops_training_and_saves_the_best_model(tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bprop", "train", "--dataset", "moons", "--layers", "2,32,2",
-         "--epochs", "1000000", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in process.stdout:  # wait until training is under way
-            if line.startswith("epoch 20/"):
-                break
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    # A runner started in the background (`&` in a script, nohup) ignores SIGINT, and so would
+    # the child: give it the default handling, which a Ctrl-C in a terminal meets.
+    with subprocess.Popen(
+            [sys.executable, "-m", "bprop", "train", "--dataset", "moons", "--layers", "2,32,2",
+             "--epochs", "1000000", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as process:
+        try:
+            for line in process.stdout:  # wait until training is under way
+                if line.startswith("epoch 20/"):
+                    break
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=120)
+        finally:
+            process.kill()  # the pipes are closed on leaving the with block, even after a timeout
     assert process.returncode == 130
     assert "interrupted: saving the best model so far" in errors
     metrics = json.loads((out / "metrics.json").read_text())
