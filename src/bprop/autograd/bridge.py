@@ -26,10 +26,12 @@ def layer_forward(layer: hand.Layer, x: Tensor, params: dict[str, Tensor],
                   training: bool) -> Tensor:
     """``layer``'s computation as autograd operations (``params`` hold its weights).
 
-    A subclass of a known layer is accepted only if it keeps that layer's ``forward`` (it may
-    override ``backward``, which is what the comparison checks)."""
+    A subclass of a known layer is accepted only if it keeps that layer's forward pass, the
+    public ``forward`` and its arithmetic ``_forward`` (it may override ``backward``, which is
+    what the comparison checks)."""
     known = next((cls for cls in KNOWN_LAYERS if isinstance(layer, cls)), None)
-    if known is None or type(layer).forward is not known.forward:
+    if known is None or any(getattr(type(layer), name) is not getattr(known, name)
+                            for name in ("forward", "_forward")):
         raise TypeError(f"the autograd bridge does not know the layer {layer!r}; it can only "
                         "rebuild bprop's own layers (and subclasses that keep their forward)")
     if isinstance(layer, hand.Dense):
