@@ -723,3 +723,36 @@ def test_training_calls_the_compiled_kernels_exactly_when_they_are_on(fused, mon
     network().fit(X, y, loss="softmax_cross_entropy", optimizer=bp.Adam(), epochs=1,
                   batch_size=16, verbose=0)
     assert sorted(set(calls)) == (["adam", "relu_backward"] if fused else [])
+
+
+def test_the_adam_kernel_can_write_the_new_moments_elsewhere_and_leave_the_old_ones():
+    """A guarded step writes the new moments into spare arrays (swapped in when the step is
+    kept), so an undone step needs no copy of the state: the same numbers as in place."""
+    fused = pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        values, grads, m, v = (rng.standard_normal(1000).astype(dtype) for _ in range(4))
+        v = np.abs(v)
+        scalars = (0.9, 0.999, 1e-3 / (1 - 0.9**3), np.sqrt(1 - 0.999**3), 1e-8)
+        in_place = [a.copy() for a in (values, m, v)]
+        fused.adam(in_place[0], grads, in_place[1], in_place[2], *scalars)
+        out = [values.copy(), np.empty_like(m), np.empty_like(v)]
+        backup = np.empty_like(values)
+        old_m, old_v = m.copy(), v.copy()
+        assert fused.adam(out[0], grads, m, v, *scalars, backup, out[1], out[2]) is True
+        for got, expected in zip(out, in_place, strict=True):
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(backup, values)
+        np.testing.assert_array_equal(m, old_m)   # only read
+        np.testing.assert_array_equal(v, old_v)
+        out = [values.copy(), np.empty_like(m), np.empty_like(v)]
+        fused.adam(out[0], grads, m, v, *scalars, None, out[1], out[2])  # no backup
+        np.testing.assert_array_equal(out[1], in_place[1])
+    good = [np.zeros(5) for _ in range(6)]
+    with pytest.raises(TypeError, match="both new_exp_avg and new_exp_avg_sq, or neither"):
+        fused.adam(*good[:4], *scalars, None, good[4])
+    with pytest.raises(ValueError, match="exp_avg and new_exp_avg share memory"):
+        fused.adam(*good[:4], *scalars, None, good[2], good[5])
+    read_only = np.zeros(5)
+    read_only.flags.writeable = False  # the old moments need not be writable then
+    fused.adam(good[0], good[1], read_only, good[3].copy(), *scalars, None, good[4], good[5])

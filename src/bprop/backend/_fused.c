@@ -53,14 +53,18 @@
 
 /* One Adam step over n elements; returns whether every updated value is finite. With KEEP,
  * each value is first copied into backup (so that the caller can undo the step): one pass
- * instead of a copy before the step and a check after it. x - x is 0 for finite x and NaN for
- * NaN or infinity, and NaN == 0 is false; an integer AND, unlike a running float test, lets
- * the loop be vectorised. */
-#define ADAM_LOOP(type, root, name, KEEP)                                            \
+ * instead of a copy before the step and a check after it. With NEW, the updated moments go to
+ * new_exp_avg and new_exp_avg_sq and exp_avg and exp_avg_sq are only read, so that an undone
+ * step leaves the optimizer's state as it was without a copy of it (the caller swaps the
+ * arrays when the step is kept); without, they are updated in place. x - x is 0 for finite x
+ * and NaN for NaN or infinity, and NaN == 0 is false; an integer AND, unlike a running float
+ * test, lets the loop be vectorised. */
+#define ADAM_LOOP(type, root, name, KEEP, NEW)                                       \
     WIDEST_VECTORS static int name(type *restrict values, const type *restrict grads,  \
                                    type *restrict exp_avg, type *restrict exp_avg_sq,  \
-                                   type *restrict backup, Py_ssize_t n, type beta1,    \
-                                   type one_minus_beta1, type beta2,                   \
+                                   type *restrict backup, type *restrict new_exp_avg,  \
+                                   type *restrict new_exp_avg_sq, Py_ssize_t n,        \
+                                   type beta1, type one_minus_beta1, type beta2,       \
                                    type one_minus_beta2, type step_size,               \
                                    type bias_correction2_sqrt, type eps)               \
     {                                                                                \
@@ -69,8 +73,13 @@
             type g = grads[i];                                                       \
             type m = exp_avg[i] * beta1 + one_minus_beta1 * g;                       \
             type v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g;                \
-            exp_avg[i] = m;                                                          \
-            exp_avg_sq[i] = v;                                                       \
+            if (NEW) {                                                               \
+                new_exp_avg[i] = m;                                                  \
+                new_exp_avg_sq[i] = v;                                               \
+            } else {                                                                 \
+                exp_avg[i] = m;                                                      \
+                exp_avg_sq[i] = v;                                                   \
+            }                                                                        \
             type denominator = root(v) / bias_correction2_sqrt + eps;                \
             type value = values[i];                                                  \
             if (KEEP)                                                                \
@@ -82,10 +91,26 @@
         return finite;                                                               \
     }
 
-ADAM_LOOP(float, sqrtf, adam_float, 0)
-ADAM_LOOP(double, sqrt, adam_double, 0)
-ADAM_LOOP(float, sqrtf, adam_keep_float, 1)
-ADAM_LOOP(double, sqrt, adam_keep_double, 1)
+ADAM_LOOP(float, sqrtf, adam_float, 0, 0)
+ADAM_LOOP(double, sqrt, adam_double, 0, 0)
+ADAM_LOOP(float, sqrtf, adam_keep_float, 1, 0)
+ADAM_LOOP(double, sqrt, adam_keep_double, 1, 0)
+ADAM_LOOP(float, sqrtf, adam_new_float, 0, 1)
+ADAM_LOOP(double, sqrt, adam_new_double, 0, 1)
+ADAM_LOOP(float, sqrtf, adam_keep_new_float, 1, 1)
+ADAM_LOOP(double, sqrt, adam_keep_new_double, 1, 1)
+
+typedef int (*adam_float_loop)(float *, const float *, float *, float *, float *, float *,
+                               float *, Py_ssize_t, float, float, float, float, float, float,
+                               float);
+typedef int (*adam_double_loop)(double *, const double *, double *, double *, double *,
+                                double *, double *, Py_ssize_t, double, double, double, double,
+                                double, double, double);
+/* indexed [keep][new] */
+static const adam_float_loop adam_float_loops[2][2] = {
+    {adam_float, adam_new_float}, {adam_keep_float, adam_keep_new_float}};
+static const adam_double_loop adam_double_loops[2][2] = {
+    {adam_double, adam_new_double}, {adam_keep_double, adam_keep_new_double}};
 
 #define FINITE_LOOP(type)                                                            \
     WIDEST_VECTORS static int all_finite_##type(const type *restrict x, Py_ssize_t n)   \
@@ -208,35 +233,57 @@ fail:
 
 static PyObject *adam(PyObject *self, PyObject *args)
 {
-    PyObject *arrays[5] = {NULL, NULL, NULL, NULL, Py_None};
+    PyObject *given[7] = {NULL, NULL, NULL, NULL, Py_None, Py_None, Py_None};
     double beta1, beta2, step_size, bias_correction2_sqrt, eps;
-    if (!PyArg_ParseTuple(args, "OOOOddddd|O:adam", &arrays[0], &arrays[1], &arrays[2],
-                          &arrays[3], &beta1, &beta2, &step_size, &bias_correction2_sqrt, &eps,
-                          &arrays[4]))
+    if (!PyArg_ParseTuple(args, "OOOOddddd|OOO:adam", &given[0], &given[1], &given[2],
+                          &given[3], &beta1, &beta2, &step_size, &bias_correction2_sqrt, &eps,
+                          &given[4], &given[5], &given[6]))
         return NULL;
-    int count = arrays[4] == Py_None ? 4 : 5; /* with a backup array or without */
-    static const char *const names[5] = {"values", "grads", "exp_avg", "exp_avg_sq", "backup"};
-    static const int writable[5] = {1, 0, 1, 1, 1};
-    Py_buffer views[5];
+    int keep = given[4] != Py_None, new = given[5] != Py_None;
+    if (new != (given[6] != Py_None)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "adam: give both new_exp_avg and new_exp_avg_sq, or neither");
+        return NULL;
+    }
+    /* the arrays given, in a row: values, grads, exp_avg, exp_avg_sq[, backup][, new_...] */
+    static const char *const all_names[7] = {"values", "grads", "exp_avg", "exp_avg_sq",
+                                             "backup", "new_exp_avg", "new_exp_avg_sq"};
+    PyObject *arrays[7];
+    const char *names[7];
+    int writable[7], count = 0, at[7] = {0};
+    for (int i = 0; i < 7; i++) {
+        if (given[i] == Py_None)
+            continue;
+        at[i] = count;
+        arrays[count] = given[i];
+        names[count] = all_names[i];
+        /* the moments are only read when the new ones go elsewhere */
+        writable[count] = i == 1 ? 0 : (i == 2 || i == 3) ? !new : 1;
+        count++;
+    }
+    Py_buffer views[7];
     char type = float_buffers(arrays, names, writable, count, views, "adam");
     if (type == 0)
         return NULL;
     Py_ssize_t n = views[0].len / views[0].itemsize;
-    void *backup = count == 5 ? views[4].buf : NULL;
+    void *backup = keep ? views[at[4]].buf : NULL;
+    void *new_exp_avg = new ? views[at[5]].buf : NULL;
+    void *new_exp_avg_sq = new ? views[at[6]].buf : NULL;
     /* 1 - beta in double, as Python computes it; every scalar then rounded to the arrays'
      * type, as NumPy rounds a Python float that meets an array */
     double one_minus_beta1 = 1.0 - beta1, one_minus_beta2 = 1.0 - beta2;
     int finite;
     Py_BEGIN_ALLOW_THREADS
     if (type == 'f')
-        finite = (backup ? adam_keep_float : adam_float)(
-            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, (float)beta1,
-            (float)one_minus_beta1, (float)beta2, (float)one_minus_beta2, (float)step_size,
-            (float)bias_correction2_sqrt, (float)eps);
+        finite = adam_float_loops[keep][new](
+            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, new_exp_avg,
+            new_exp_avg_sq, n, (float)beta1, (float)one_minus_beta1, (float)beta2,
+            (float)one_minus_beta2, (float)step_size, (float)bias_correction2_sqrt, (float)eps);
     else
-        finite = (backup ? adam_keep_double : adam_double)(
-            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, n, beta1,
-            one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps);
+        finite = adam_double_loops[keep][new](
+            views[0].buf, views[1].buf, views[2].buf, views[3].buf, backup, new_exp_avg,
+            new_exp_avg_sq, n, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+            bias_correction2_sqrt, eps);
     Py_END_ALLOW_THREADS
     release(views, count);
     return PyBool_FromLong(finite);
@@ -299,14 +346,15 @@ static PyObject *flush_subnormals(PyObject *self, PyObject *array)
 static PyMethodDef methods[] = {
     {"adam", adam, METH_VARARGS,
      "adam(values, grads, exp_avg, exp_avg_sq, beta1, beta2, step_size,\n"
-     "     bias_correction2_sqrt, eps[, backup]) -> bool\n\n"
+     "     bias_correction2_sqrt, eps[, backup[, new_exp_avg, new_exp_avg_sq]]) -> bool\n\n"
      "One Adam step in place over separate contiguous arrays of one dtype (float32 or\n"
      "float64), as PyTorch computes it: m = beta1 m + (1 - beta1) g; v = beta2 v +\n"
      "(1 - beta2) g g; values -= step_size m / (sqrt(v) / bias_correction2_sqrt + eps),\n"
      "with m and v the arrays exp_avg and exp_avg_sq. The scalars (and 1 - beta1, 1 - beta2,\n"
      "computed in double) are rounded to the arrays' dtype first, as NumPy does. With backup\n"
-     "(not None), the values are first copied into it. Returns whether every updated value\n"
-     "is finite."},
+     "(not None), the values are first copied into it. With new_exp_avg and new_exp_avg_sq\n"
+     "(not None), the updated moments are written there and exp_avg, exp_avg_sq are only\n"
+     "read. Returns whether every updated value is finite."},
     {"all_finite", all_finite, METH_O,
      "all_finite(array)\n\nWhether every element of a contiguous float32 or float64 array is\n"
      "finite (no NaN, no infinity), in one vectorised pass."},
@@ -331,7 +379,7 @@ PyMODINIT_FUNC PyInit__fused(void)
 {
     PyObject *m = PyModule_Create(&module);
     /* _kernels.py uses the extension only when this matches what it expects */
-    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 4) < 0) {
+    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 5) < 0) {
         Py_DECREF(m);
         return NULL;
     }

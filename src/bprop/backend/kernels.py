@@ -22,7 +22,7 @@ import numpy as np
 
 #: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
 #: an editable install keeps an old build until it is rebuilt
-API_VERSION = 4
+API_VERSION = 5
 
 _module: ModuleType | None = None
 _tried = False

@@ -125,10 +125,13 @@ class Optimizer:
         if backup is not None:
             self._check_backup(backup, values)  # before the state changes
         state = self._state(parameters, values)
-        kept = None if backup is None else self._keep(state)
-        state["step"] += 1
         arrays = (values, grads) if backup is None else (values, grads, backup)
         kernel = None if self.kernel is None else _kernels.compiled(self.kernel, *arrays)
+        # Guarded, the step must leave the state as it was if it fails: a kernel writes the
+        # new state into spare arrays (see run_kernel), swapped in when the step is kept; the
+        # NumPy update works in place on a state copied first.
+        kept = None if backup is None else self._keep(state, copy_arrays=kernel is None)
+        state["step"] += 1
         if kernel is not None:
             finite = self.run_kernel(kernel, values, grads, state, backup)
         else:
@@ -136,9 +139,12 @@ class Optimizer:
                 backup[...] = values
             self.update(values, grads, state)
             finite = backup is None or all_finite(values)
-        if kept is not None and not finite:
-            self._restore(state, kept)
-            return False
+        if kept is not None:
+            if not finite:
+                self._restore(state, kept)
+                return False
+            if kernel is not None:
+                self._adopt_new_state(state)
         if state["step"] % FLUSH_EVERY == 0:
             for array in state["arrays"].values():
                 flush_subnormals(array)
@@ -151,7 +157,7 @@ class Optimizer:
         values = flat_views(parameters)[0]
         self._check_backup(backup, values)
         state = self._state(parameters, values)
-        kept = self._keep(state)
+        kept = self._keep(state, copy_arrays=True)
         backup[...] = values
         self.step(parameters)
         if all_finite(values):
@@ -160,10 +166,12 @@ class Optimizer:
         return False
 
     @staticmethod
-    def _keep(state: dict) -> tuple[int, dict[str, np.ndarray]]:
-        """The step count and a copy of the state arrays, to undo a step with
-        :meth:`_restore`. The copies go into arrays kept for the purpose (``state["kept"]``),
-        so that a guarded step allocates nothing."""
+    def _keep(state: dict, copy_arrays: bool) -> tuple[int, dict[str, np.ndarray | None]]:
+        """What :meth:`_restore` needs to undo a step: the step count, the names of the state
+        arrays and, with ``copy_arrays``, a copy of them (into arrays kept for the purpose,
+        ``state["kept"]``, so that a guarded step allocates nothing)."""
+        if not copy_arrays:
+            return state["step"], dict.fromkeys(state["arrays"])
         copies = state.setdefault("kept", {})
         for name, array in state["arrays"].items():
             copy = copies.get(name)
@@ -173,17 +181,38 @@ class Optimizer:
         return state["step"], {name: copies[name] for name in state["arrays"]}
 
     @staticmethod
-    def _restore(state: dict, kept: tuple[int, dict[str, np.ndarray]]) -> None:
-        """Put back the step count and state arrays that :meth:`_keep` copied: arrays the
-        step created are dropped, the others get their old values."""
+    def _restore(state: dict, kept: tuple[int, dict[str, np.ndarray | None]]) -> None:
+        """Put back the step count and the state arrays that :meth:`_keep` kept: arrays the
+        step created are dropped, the others get their old values (a kernel left them
+        untouched)."""
         step, copies = kept
         state["step"] = step
         arrays = state["arrays"]
         for name in list(arrays):
-            if name in copies:
-                np.copyto(arrays[name], copies[name])
-            else:
+            if name not in copies:
                 del arrays[name]
+            elif copies[name] is not None:
+                np.copyto(arrays[name], copies[name])
+
+    @staticmethod
+    def _new_state(state: dict, name: str, like: np.ndarray) -> np.ndarray:
+        """The spare array into which a guarded kernel writes the new value of the state
+        array ``name`` (reading the current one), swapped in by :meth:`_adopt_new_state`
+        when the step is kept."""
+        spare = state.setdefault("new", {})
+        array = spare.get(name)
+        if array is None or array.shape != like.shape or array.dtype != like.dtype:
+            array = spare[name] = np.empty_like(like)
+        return array
+
+    @staticmethod
+    def _adopt_new_state(state: dict) -> None:
+        """Make the arrays a guarded kernel wrote (:meth:`_new_state`) the state, and the
+        old ones the spares for the next step."""
+        arrays, spare = state["arrays"], state.get("new", {})
+        for name, new in spare.items():
+            if name in arrays:
+                arrays[name], spare[name] = new, arrays[name]
 
     @staticmethod
     def _check_backup(backup, values: np.ndarray) -> None:
@@ -204,8 +233,10 @@ class Optimizer:
     def run_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
                    backup: np.ndarray | None) -> bool:
         """:meth:`update`, computed by the compiled ``kernel`` (the function :attr:`kernel`
-        names); with ``backup``, the values are first copied into it. Returns whether every
-        updated value is finite."""
+        names); with ``backup``, the values are first copied into it, and the new state
+        arrays are written into ``self._new_state(state, name, like)`` instead of the
+        current ones, which stay as they were (so that a step that is not finite leaves the
+        state untouched). Returns whether every updated value is finite."""
         raise NotImplementedError(f"{type(self).__name__} names the kernel {self.kernel!r} "
                                   "but does not say how to run it (run_kernel)")
 
@@ -434,7 +465,7 @@ class Adam(Optimizer):
     def run_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
                    backup: np.ndarray | None) -> bool:
         return self._adam_kernel(kernel, values, self._with_weight_decay(values, grads, state),
-                                 state, backup)
+                                 state, backup, guarded=backup is not None)
 
     def _bias_corrections(self, step: int) -> tuple[float, float]:
         """``(lr / (1 - beta1**t), sqrt(1 - beta2**t))`` for step ``t``."""
@@ -465,15 +496,20 @@ class Adam(Optimizer):
         values -= step
 
     def _adam_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
-                     backup: np.ndarray | None) -> bool:
+                     backup: np.ndarray | None, guarded: bool) -> bool:
         """:meth:`_adam_update` in one compiled pass (see ``_fused.c``), with the values
-        first copied into ``backup`` if given; whether the new values are all finite."""
+        first copied into ``backup`` if given and, when ``guarded``, the new moments written
+        into the spare arrays (see :meth:`run_kernel`); whether the new values are all
+        finite."""
         beta1, beta2 = self.betas
         exp_avg = self._buffer(state, "exp_avg", values)
         exp_avg_sq = self._buffer(state, "exp_avg_sq", values)
+        new_moments = (None, None) if not guarded else (
+            self._new_state(state, "exp_avg", values),
+            self._new_state(state, "exp_avg_sq", values))
         step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
         return kernel(values, grads, exp_avg, exp_avg_sq, beta1, beta2, step_size,
-                      bias_correction2_sqrt, self.eps, backup)
+                      bias_correction2_sqrt, self.eps, backup, *new_moments)
 
     def _from_previous_format(self, name: str, array: np.ndarray) -> np.ndarray:
         # The first format kept the moments as sums, M = m / (1 - b1) and V = v / (1 - b2).
@@ -512,7 +548,7 @@ class AdamW(Adam):
         if backup is not None:
             backup[...] = values  # before the decay changes them
         self._decay_values(values, state)
-        return self._adam_kernel(kernel, values, grads, state, None)
+        return self._adam_kernel(kernel, values, grads, state, None, guarded=backup is not None)
 
     def _decay_values(self, values: np.ndarray, state: dict) -> None:
         if self.weight_decay:
