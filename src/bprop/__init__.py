@@ -28,7 +28,7 @@ from .nn.layers import (
     Tanh,
     activation,
 )
-from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .nn.metrics import accuracy, mean_absolute_error, mean_squared_error, r2_score
 from .nn.model import Sequential
 from .nn.parameter import Parameter
@@ -115,6 +115,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "datasets",
+    "get_loss",
     "get_optimizer",
     "gradcheck",
     "load",
