@@ -104,6 +104,23 @@ def test_unknown_format_version_is_refused(tmp_path):
         bp.load(path)
 
 
+def test_new_files_are_format_version_2_and_version_1_files_still_load(tmp_path):
+    import json
+    import zipfile
+
+    model, _, X, _ = trained_model()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        header = json.loads(np.load(archive.open("__header__.npy")).tobytes())
+    assert header["format_version"] == 2
+    rewrite(path, lambda arrays, header: header.update(format_version=1))
+    np.testing.assert_array_equal(bp.load(path).forward(X), model.forward(X))
+    rewrite(path, lambda arrays, header: header.update(format_version=True))
+    with pytest.raises(bp.ModelFileError, match="format version True"):
+        bp.load(path)
+
+
 def test_an_interrupted_save_leaves_the_old_file_loadable(tmp_path, monkeypatch):
     model, _, X, _ = trained_model()
     path = tmp_path / "model.npz"

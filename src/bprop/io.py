@@ -24,7 +24,7 @@ from ._version import __version__
 from .nn.layers import LAYERS
 from .nn.losses import LOSSES, Loss
 from .nn.model import Sequential
-from .nn.model_file import FORMAT, FORMAT_VERSION, save
+from .nn.model_file import FORMAT, FORMAT_VERSION, READABLE_VERSIONS, save
 from .optim.optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "parameter_shapes", "save"]
@@ -218,11 +218,12 @@ def _read_header(raw: np.ndarray, path: Path) -> dict:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a bprop model file")
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{path} uses model-file format version {version!r} (written by bprop "
             f"{header.get('bprop_version', '?')}); this bprop ({__version__}) reads "
-            f"version {FORMAT_VERSION}. Install the bprop version that wrote it."
+            f"version {' or '.join(map(str, READABLE_VERSIONS))}. Install the bprop version "
+            "that wrote it."
         )
     return header
 

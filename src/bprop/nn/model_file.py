@@ -27,7 +27,11 @@ from .._version import __version__
 from .layers import LAYERS
 
 FORMAT = "bprop-model"
-FORMAT_VERSION = 1
+#: 2 since the optimizer state took PyTorch's names (``optim/exp_avg``, ...); version 1 named
+#: it otherwise (``optim/mean_sum``, ...), and files of it are still read and converted
+FORMAT_VERSION = 2
+#: the versions that bprop.load reads
+READABLE_VERSIONS = (1, 2)
 
 
 def save(model, path, optimizer=None) -> Path:
