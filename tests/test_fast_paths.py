@@ -14,31 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_switch import use_compiled_kernels
 
 import bprop as bp
 from bprop._checks import check_finite
-
-
-@pytest.fixture(autouse=True)
-def _look_for_the_extension_again():
-    """Tests switch the compiled Adam off with BPROP_NO_FUSED; forget the choice after each."""
-    from bprop.backend import kernels as _kernels
-
-    _kernels.reset()
-    yield
-    _kernels.reset()
-
-
-def use_compiled_kernels(fused: bool, monkeypatch) -> None:
-    from bprop.backend import kernels as _kernels
-
-    if fused:
-        pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
-        monkeypatch.delenv("BPROP_NO_FUSED", raising=False)
-    else:
-        monkeypatch.setenv("BPROP_NO_FUSED", "1")
-    _kernels.reset()
-    assert bp.optim.fused_adam_available() == fused
 
 
 def network(seed=0, dtype="float64"):

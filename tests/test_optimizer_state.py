@@ -6,29 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_switch import use_compiled_kernels
 
 import bprop as bp
-from bprop.backend import kernels
 
 PREVIOUS_FORMAT = Path(__file__).parent / "data" / "previous_format"
 
 
-@pytest.fixture(autouse=True)
-def _look_for_the_extension_again():
-    """Tests switch the compiled kernels off with BPROP_NO_FUSED; forget the choice after."""
-    kernels.reset()
-    yield
-    kernels.reset()
-
-
-def use_compiled_kernels(fused: bool, monkeypatch) -> None:
-    if fused:
-        pytest.importorskip("bprop.backend._fused", reason="the C extension was not built")
-        monkeypatch.delenv("BPROP_NO_FUSED", raising=False)
-    else:
-        monkeypatch.setenv("BPROP_NO_FUSED", "1")
-    kernels.reset()
-    assert bp.optim.fused_adam_available() == fused
 
 
 # -- against PyTorch ---------------------------------------------------------------------------

@@ -216,7 +216,7 @@ class _HalvingSGD(bp.SGD):
     lambda lr: _HalvingSGD(lr=lr, momentum=0.5),
 ], ids=["adam", "adamw", "sgd", "rmsprop", "own-step"])
 def test_an_undone_step_leaves_the_optimizer_state_as_it_was(make, fused, monkeypatch):
-    from test_fast_paths import use_compiled_kernels
+    from kernel_switch import use_compiled_kernels
 
     use_compiled_kernels(fused, monkeypatch)
     X, y = regression_data(n=20)

@@ -33,6 +33,7 @@ import numpy as np
 from ._checks import as_array, as_features, check_same_length
 from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
+from .nn.init import sklearn_weights
 from .nn.layers import Dense
 from .nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .nn.metrics import accuracy, r2_score
@@ -304,14 +305,7 @@ class _BaseMLP(BaseEstimator):
     def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
         rng = np.random.default_rng(self.random_state)
         sizes = [n_features, *self._hidden, n_outputs]
-        # scikit-learn's initialisation: weights and biases uniform on +-sqrt(factor / fan),
-        # drawn layer by layer, weights first
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        weights = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            bound = np.sqrt(factor / (n_in + n_out))
-            weights.append((rng.uniform(-bound, bound, (n_in, n_out)),
-                            rng.uniform(-bound, bound, n_out)))
+        weights = sklearn_weights(sizes, rng, logistic=self.activation == "logistic")
         self.model_ = mlp(sizes, activation=ACTIVATION_NAMES[self.activation],
                           batch_norm=self.batch_norm, dropout=self.dropout,
                           seed=rng.integers(2**31), dtype=dtype, weights=weights)

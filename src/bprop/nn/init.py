@@ -66,3 +66,22 @@ def _distribution(scheme: str, n_in: int, n_out: int, rng: np.random.Generator
     if scheme == "uniform":
         return lambda shape: rng.uniform(-1.0, 1.0, shape)
     raise ValueError(f"unknown init {scheme!r}; choose from {INITS}")
+
+
+def sklearn_weights(sizes: list[int], rng: np.random.Generator, logistic: bool = False
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    r"""scikit-learn's initialisation of an MLP with layer ``sizes``: for each layer, weights
+    and then biases uniform on :math:`\pm\sqrt{6/(n_{in}+n_{out})}` (:math:`\sqrt{2/\ldots}`
+    for a logistic network), drawn from ``rng`` layer by layer; float64 ``(W, b)`` pairs, as
+    ``bp.mlp(weights=...)`` takes them.
+
+    >>> [(W.shape, b.shape) for W, b in sklearn_weights([3, 4, 1], np.random.default_rng(0))]
+    [((3, 4), (4,)), ((4, 1), (1,))]
+    """
+    factor = 2.0 if logistic else 6.0
+    weights = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        bound = np.sqrt(factor / (n_in + n_out))
+        weights.append((rng.uniform(-bound, bound, (n_in, n_out)),
+                        rng.uniform(-bound, bound, n_out)))
+    return weights

@@ -35,6 +35,7 @@ import numpy as np
 
 from .._version import __version__
 from ..nn.builder import mlp
+from ..nn.init import sklearn_weights
 from ..optim.callbacks import Callback
 from ..optim.optimizers import get_optimizer
 
@@ -261,15 +262,10 @@ def load_data(settings: Settings):
 
 def initial_weights(settings: Settings, n_features: int, n_classes: int):
     """Glorot-uniform weights and biases (scikit-learn's initialisation), from the seed."""
-    rng = np.random.default_rng(settings.seed)
     sizes = [n_features, *settings.hidden, n_classes]
-    factor = 2.0 if settings.activation == "logistic" else 6.0
-    weights = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        bound = np.sqrt(factor / (n_in + n_out))
-        weights.append((rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32),
-                        rng.uniform(-bound, bound, n_out).astype(np.float32)))
-    return weights
+    weights = sklearn_weights(sizes, np.random.default_rng(settings.seed),
+                              logistic=settings.activation == "logistic")
+    return [(W.astype(np.float32), b.astype(np.float32)) for W, b in weights]
 
 
 # -- one peer, in its own process ---------------------------------------------------------------
