@@ -248,3 +248,71 @@ def test_an_undone_step_leaves_the_optimizer_state_as_it_was(make, fused, monkey
     twin_step(X[:5], y[:5])
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_array_equal(a.value, b.value)
+
+
+# -- what the step runs of a user's own loss or layer -------------------------------------------
+class _HalfMSE(bp.MSE):
+    """A loss written before losses had _forward: it overrides forward alone."""
+
+    def forward(self, pred, target):
+        value = super().forward(pred, target)
+        self._grad = self._grad / 2
+        return value / 2
+
+
+def test_a_loss_that_overrides_forward_is_the_loss_fit_trains_on():
+    X, y = regression_data()
+    settings = {"seed": 0, "dtype": "float64"}
+    half = bp.Sequential([bp.Dense(3, 1)], **settings)
+    history = half.fit(X, y, loss=_HalfMSE(), optimizer=bp.SGD(lr=0.1), epochs=3,
+                       shuffle=False, batch_size=40)
+    whole = bp.Sequential([bp.Dense(3, 1)], **settings)
+    reference = whole.fit(X, y, loss="mse", optimizer=bp.SGD(lr=0.05), epochs=3,
+                          shuffle=False, batch_size=40)  # half the gradient: half the rate
+    np.testing.assert_allclose(history["loss"], np.array(reference["loss"]) / 2, rtol=1e-12)
+
+    class Nothing(bp.Loss):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Nothing must define _forward"):
+        Nothing().forward(np.zeros((2, 1)), np.zeros(2))
+
+
+class _Logged(bp.Dense):
+    """A layer whose own forward calls the inner pass directly."""
+
+    calls = 0
+
+    def forward(self, x, training=False):
+        type(self).calls += 1
+        return self._forward(self._check_input(x, training), training)
+
+
+def test_a_layer_whose_forward_calls_its_inner_pass_runs_once_and_right():
+    X, y = regression_data()
+    logged = bp.Sequential([_Logged(3, 2), bp.Tanh(), bp.Dense(2, 1)], seed=0, dtype="float64")
+    plain = bp.Sequential([bp.Dense(3, 2), bp.Tanh(), bp.Dense(2, 1)], seed=0, dtype="float64")
+    np.testing.assert_array_equal(logged.forward(X), plain.forward(X))
+    assert _Logged.calls == 1  # the model ran the layer's forward, once
+    layer = logged.layers[0]
+    np.testing.assert_array_equal(layer.forward(X), X @ layer.weight + layer.bias)
+
+
+def test_a_change_of_alpha_between_partial_fits_takes_effect():
+    X, y = regression_data()
+    estimator = bp.MLPRegressor((8,), alpha=1e-4, random_state=0)
+    estimator.partial_fit(X, y)
+    squares = sum(float((W**2).sum()) for W in estimator.coefs_)
+    estimator.set_params(alpha=1000.0).partial_fit(X, y)
+    # the penalty alone, alpha / (2 m) * sum(W**2) per batch of m, dwarfs the data loss
+    assert estimator.loss_ > 1000.0 / 2 * squares / 40 * 0.5
+
+
+def test_a_step_that_makes_running_statistics_infinite_is_undone():
+    X = np.array([[1e20], [-1e20]], dtype=np.float32)  # the batch variance overflows float32
+    model = bp.Sequential([bp.Dense(1, 1, init="uniform"), bp.BatchNorm(1)], seed=0)
+    before = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    with pytest.raises(bp.TrainingDivergedError, match="running statistic"):
+        model.fit(X, np.zeros(2), loss="mse", optimizer=bp.SGD(), batch_size=2)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.layers[1].buffers[name], value)

@@ -268,8 +268,9 @@ class _BaseMLP(BaseEstimator):
         if not hasattr(self, "_optimizer") or first_time or not incremental:
             self._optimizer = self._make_optimizer()
             self._step = TrainingStep(self.model_, self._loss, self._optimizer,
-                                      regularizer=L2(self.alpha) if self.alpha else None,
                                       scale_penalty_by_batch=True)
+        self._step.regularizer = L2(self.alpha) if self.alpha else None  # (set_params may
+        # have changed alpha since the step was made)
         for _ in range(n_epochs):
             self._run_epoch(X, Y, batch_size)
             self.n_iter_ += 1

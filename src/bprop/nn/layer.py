@@ -41,11 +41,10 @@ The array a forward pass returns may be the very array the layer keeps for its b
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from .._checks import as_array, as_float_dtype
+from .overrides import InnerPass, through_public
 from .parameter import Parameter
 
 
@@ -85,15 +84,15 @@ class Layer:
         # A subclass that overrides a public pass instead of the inner one gets an inner pass
         # that runs it, so that a model runs what the subclass wrote.
         if "forward" in vars(cls) and "_forward" not in vars(cls):
-            cls._forward = _through_public(cls, "forward")
+            cls._forward = through_public(cls, "forward", _call_forward)
         if "backward" in vars(cls) and "_backward" not in vars(cls):
-            cls._backward = _through_public(cls, "backward")
+            cls._backward = through_public(cls, "backward", _call_backward)
 
     # -- the public, checked passes ----------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The layer's output for ``x`` of shape (m, n_inputs), after checking ``x``."""
         x = self._check_input(x, training)
-        with _InnerPass(self, "forward"):
+        with InnerPass(self, "forward"):
             out = self._forward(x, training)
         self._output_shape = out.shape
         return out
@@ -102,7 +101,7 @@ class Layer:
         """Add the parameters' gradients and return dLoss/dx (None if not
         ``need_input_grad``), after checking ``grad_out`` against the last forward pass."""
         grad_out = self._check_grad_out(grad_out)
-        with _InnerPass(self, "backward"):
+        with InnerPass(self, "backward"):
             return self._backward(grad_out, need_input_grad)
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -201,45 +200,12 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-class _InnerPass:
-    """Marks a layer as inside its own public pass, for :func:`_through_public`."""
-
-    __slots__ = ("layer", "flag", "before")
-
-    def __init__(self, layer: Layer, name: str) -> None:
-        self.layer, self.flag = layer, f"_in_public_{name}"
-
-    def __enter__(self) -> None:
-        self.before = self.layer.__dict__.get(self.flag, False)
-        self.layer.__dict__[self.flag] = True
-
-    def __exit__(self, *exc) -> None:
-        if self.before:
-            return
-        del self.layer.__dict__[self.flag]  # (leaves no trace in copies of the layer)
+def _call_forward(layer: Layer, x: np.ndarray, training: bool) -> np.ndarray:
+    return layer.forward(x, training=training)
 
 
-def _through_public(cls: type, name: str) -> Callable:
-    """The inner pass for a subclass ``cls`` that overrides the public pass ``name``.
-
-    Called by a model, it runs the subclass's public method. That method may build on the one
-    it overrides (``super().backward(grad_out)``), which checks and then calls the inner pass
-    again: this time the inner pass is the one ``cls`` inherited, so nothing runs twice.
-    """
-    inherited = getattr(super(cls, cls), f"_{name}")
-    flag = f"_in_public_{name}"
-
-    if name == "forward":
-        def inner(self, x, training):
-            if self.__dict__.get(flag):
-                return inherited(self, x, training)
-            return self.forward(x, training=training)
-    else:
-        def inner(self, grad_out, need_input_grad):
-            if self.__dict__.get(flag):
-                return inherited(self, grad_out, need_input_grad)
-            # (the keyword only when needed: such methods were often written as backward(g))
-            if need_input_grad:
-                return self.backward(grad_out)
-            return self.backward(grad_out, need_input_grad=False)
-    return inner
+def _call_backward(layer: Layer, grad_out: np.ndarray, need_input_grad: bool):
+    # (the keyword only when needed: such methods were often written as backward(g))
+    if need_input_grad:
+        return layer.backward(grad_out)
+    return layer.backward(grad_out, need_input_grad=False)

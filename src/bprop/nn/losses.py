@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, check_choice, check_finite
+from .overrides import InnerPass, through_public
 
 REDUCTIONS = ("mean", "sum")
 
@@ -27,10 +28,18 @@ class Loss:
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self._grad: np.ndarray | None = None
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # A loss written before the split overrides forward alone: the step runs that.
+        if "forward" in vars(cls) and "_forward" not in vars(cls):
+            cls._forward = through_public(cls, "forward", lambda loss, *args: loss.forward(*args))
+
     def forward(self, pred: np.ndarray, target) -> float:
         """The loss of predictions ``pred`` (m, n_outputs) against ``target``; keeps the
         gradient for :meth:`backward`. Checks both, then computes :meth:`_forward`."""
-        return self._forward(*self._check(pred, target))
+        checked = self._check(pred, target)
+        with InnerPass(self, "forward"):
+            return self._forward(*checked)
 
     def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
         """``pred`` and ``target`` checked and in the form :meth:`_forward` takes (a model's
@@ -38,8 +47,10 @@ class Loss:
         return self._pred_and_target(pred, target)
 
     def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
-        """The loss's arithmetic, on checked input; sets ``self._grad``."""
-        raise NotImplementedError
+        """The loss's arithmetic, on checked input; sets ``self._grad``. A subclass writes
+        this (and, for checks of its own, :meth:`_check`); one written before the split,
+        which overrides ``forward`` alone, gets a ``_forward`` that runs it."""
+        raise NotImplementedError(f"{type(self).__name__} must define _forward(pred, target)")
 
     def __call__(self, pred: np.ndarray, target) -> float:
         return self.forward(pred, target)

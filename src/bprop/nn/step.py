@@ -132,17 +132,17 @@ class TrainingStep:
         # update written elsewhere (a sign, a clip): then the gradients are looked at first.
         self._check_gradients = (self.clip_value is not None or self.clip_norm is not None
                                  or not optimizer.carries_nonfinite_gradients)
-        self._scaled_penalties: dict[int, Regularizer] = {}
 
     # -- the public calls, which check what they are given -------------------------------------
-    def __call__(self, X_batch, y_batch) -> StepResult:
+    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray) -> StepResult:
         """One step on ``(X_batch, y_batch)``: forward, loss, backward, guarded update."""
         X_batch, y_batch = self.model._check_data(X_batch, y_batch, self.loss, "X_batch",
                                                   "y_batch")
         self.model.loss = self.loss
         return self._step(X_batch, y_batch)
 
-    def epoch(self, X, y, batch_size: int = 32, shuffle: bool = True) -> EpochResult:
+    def epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int = 32, shuffle: bool = True
+              ) -> EpochResult:
         """Every mini-batch of ``(X, y)`` once (see :meth:`batches`); the epoch's loss."""
         X, y = self.model._check_data(X, y, self.loss, "X", "y")
         batch_size = min(check_positive_int(batch_size, "batch_size"), len(X))
@@ -192,6 +192,9 @@ class TrainingStep:
             if not np.isfinite(value + penalty):
                 self._restore(saved_buffers)
                 self._diverged(f"the training loss became {value + penalty}")
+            if not all(all_finite(buffer) for buffer in self._buffers):
+                self._restore(saved_buffers)
+                self._diverged("a running statistic (BatchNorm) became NaN or infinite")
             model.zero_grad()
             model._backward(self.loss.backward(), need_input_grad=False)
             if not parameters:
@@ -218,10 +221,7 @@ class TrainingStep:
     def _penalty(self, batch_rows: int) -> Regularizer | None:
         if self.regularizer is None or not self.scale_penalty_by_batch:
             return self.regularizer
-        scaled = self._scaled_penalties.get(batch_rows)
-        if scaled is None:
-            scaled = self._scaled_penalties[batch_rows] = self.regularizer.scaled(1 / batch_rows)
-        return scaled
+        return self.regularizer.scaled(1 / batch_rows)  # (made anew: the strength may change)
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray]:
         """The parameters' flat values and gradients (free: the model packed them into one
