@@ -63,3 +63,21 @@ def test_loading_a_model_allocates_its_parameters_once(tmp_path):
     assert peak < weights_bytes() + 6 * 4 * N + 3 * 2**20
     for a, b in zip(loaded[0].parameters(), model.parameters(), strict=True):
         np.testing.assert_array_equal(a.value, b.value)
+
+
+def test_weights_given_to_the_builder_or_a_new_layer_are_copied_once_in_their_dtype():
+    rng = np.random.default_rng(0)
+    W, b = rng.standard_normal((N, N)).astype(np.float32), np.zeros(N, np.float32)
+    # bp.mlp(weights=...): nothing drawn, the arrays copied straight into the model's buffer
+    peak = peak_bytes(lambda: bp.mlp([N, N], weights=[(W, b)], dtype="float32"))
+    assert peak < weights_bytes() + 2**20
+
+    def set_then_build():
+        dense = bp.Dense(N, N)
+        dense.weight = W          # kept in float32 until the model packs it: no float64 copy
+        return bp.Sequential([dense], dtype="float32")
+
+    assert peak_bytes(set_then_build) < 2 * weights_bytes() + 2**20
+    model = set_then_build()
+    np.testing.assert_array_equal(model.layers[0].weight, W)
+    assert model.layers[0].weight.dtype == np.float32

@@ -127,10 +127,7 @@ def mlp(
     layers: list[Layer] = []
     n_hidden = len(sizes) - 2
     for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        dense = Dense(n_in, n_out) if init is None else Dense(n_in, n_out, init=init)
-        if weights is not None:
-            dense.weight, dense.bias = weights[index]
-        layers.append(dense)
+        layers.append(Dense(n_in, n_out) if init is None else Dense(n_in, n_out, init=init))
         if index < n_hidden:
             if batch_norm:
                 layers.append(BatchNorm(n_out))
@@ -139,7 +136,14 @@ def mlp(
                 layers.append(Dropout(float(dropout)))
     if output is not None:
         layers.append(activation_layer(output))
-    return Sequential(layers, seed=seed, dtype=dtype)
+    if weights is None:
+        return Sequential(layers, seed=seed, dtype=dtype)
+    # Nothing drawn, and the given arrays copied once, straight into the model's buffer.
+    model = Sequential(layers, seed=seed, dtype=dtype, initialise=False)
+    for dense, (W, b) in zip((layer for layer in layers if isinstance(layer, Dense)), weights,
+                             strict=True):
+        dense.weight, dense.bias = W, b
+    return model
 
 
 def _check_sizes(sizes) -> list[int]:

@@ -87,7 +87,13 @@ class Dense(Layer):
 
     @weight.setter
     def weight(self, value) -> None:
-        self.params["weight"].value = value
+        weight, value = self.params["weight"], np.asarray(value)
+        if weight._home is None and weight._value is None and value.dtype.kind == "f":
+            # A layer not in a model yet, whose dtype is still open: take the array's float
+            # type, so that a float32 weight costs no float64 copy before the model casts it.
+            for param in self.params.values():
+                param.astype(value.dtype)
+        weight.value = value
         self._initialised = True
 
     @property
