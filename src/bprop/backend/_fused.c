@@ -378,7 +378,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__fused(void)
 {
     PyObject *m = PyModule_Create(&module);
-    /* _kernels.py uses the extension only when this matches what it expects */
+    /* kernels.py uses the extension only when this matches what it expects */
     if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", 5) < 0) {
         Py_DECREF(m);
         return NULL;

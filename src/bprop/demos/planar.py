@@ -15,9 +15,9 @@ import bprop as bp
 
 def run(epochs: int = 10_000, seed: int = 0) -> dict:
     X, y = bp.datasets.make_planar()
-    model = bp.Sequential(
-        [bp.Dense(2, 4, init="normal"), bp.Tanh(), bp.Dense(4, 1, init="normal"), bp.Sigmoid()],
-        seed=seed, dtype="float64")
+    # 2 inputs, 4 tanh hidden units, one sigmoid output, weights drawn with std 0.01
+    model = bp.mlp([2, 4, 1], activation="tanh", output="sigmoid", init="normal", seed=seed,
+                   dtype="float64")
     history = model.fit(X, y, loss=bp.BinaryCrossEntropy(), optimizer=bp.SGD(lr=1.2),
                         epochs=epochs, batch_size=None, shuffle=False)
     return {"model": model, "X": X, "y": y, "history": history,

@@ -1,15 +1,9 @@
-"""Sequential: a stack of layers, its forward and backward passes, and the training loop.
+"""Sequential: a stack of layers, its forward and backward passes, ``fit``, ``evaluate`` and
+``predict``.
 
-The explicit loop that ``fit`` runs for every mini-batch is::
-
-    out = model.forward(X, training=True)    # layer by layer
-    loss.forward(out, y)                     # how wrong, and cache for the gradient
-    model.zero_grad()
-    model.backward(loss.backward())          # layers in reverse: the chain rule
-    optimizer.step(model.parameters())       # weights -= lr * gradient (or a smarter rule)
-
-(``fit`` takes the last step as ``optimizer.guarded_step(parameters, backup)``, which also
-keeps the old weights, so that a step that makes them NaN or infinite can be undone.)
+``fit`` checks the data once and then runs the one training step (:mod:`bprop.nn.step`) on
+every mini-batch: forward layer by layer, the loss, backward in reverse (the chain rule), and
+the optimizer's guarded update, undone if anything became NaN or infinite.
 """
 
 from __future__ import annotations
