@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import check_choice
 from .layers import ACTIVATIONS, INITS, BatchNorm, Dense, Dropout, Layer
 from .layers import activation as activation_layer
 from .model import Sequential
@@ -105,19 +106,19 @@ def mlp(
     ['Dense', 'BatchNorm', 'ReLU', 'Dropout', 'Dense']
     """
     sizes = _check_sizes(sizes)
-    _check_name(activation, "activation", ACTIVATIONS)
+    check_choice(activation, "activation", tuple(ACTIVATIONS))
     if output is not None:
         if isinstance(output, str) and output.lower() == "none":
             raise ValueError("output='none' is not an activation; give output=None for a "
                              "linear output")
-        _check_name(output, "output", ACTIVATIONS)
+        check_choice(output, "output", tuple(ACTIVATIONS))
     if not isinstance(batch_norm, (bool, np.bool_)):
         raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
     if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.number)) \
             or not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
     if init is not None:
-        _check_name(init, "init", INITS)
+        check_choice(init, "init", INITS)
     if weights is not None:
         if init is not None:
             raise ValueError("give init (to draw the weights) or weights (to set them), "
@@ -158,12 +159,6 @@ def _check_sizes(sizes) -> list[int]:
                 or size < 1:
             raise ValueError(f"{usage} (positive integers), got {sizes!r}")
     return [int(size) for size in sizes]
-
-
-def _check_name(name, what: str, choices) -> None:
-    if not isinstance(name, str) or name not in choices:
-        raise ValueError(f"unknown {what} {name!r}; choose one of "
-                         f"{', '.join(repr(choice) for choice in choices)}")
 
 
 def _check_weights(weights, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
