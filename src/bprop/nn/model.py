@@ -67,7 +67,9 @@ class Sequential:
 
     The parameters of all layers live in one buffer, allocated once in ``dtype``; the layers'
     initial weights are drawn straight into it, and the gradients are allocated when first
-    needed, so a model costs its size: its weights, and as much again once it trains.
+    needed, so a model costs its size: its weights, and as much again for the gradients once
+    it trains. (Training adds the optimizer's state, e.g. Adam's two moments and the spares
+    that let a diverging step be undone, and one copy of the weights for that undo.)
     :meth:`forward` and :meth:`backward` check their arguments once and then run the layers'
     inner passes, which hold only the arithmetic; :meth:`_forward` and :meth:`_backward` are
     those unchecked passes, for a training loop that has checked its data already.
