@@ -32,6 +32,8 @@ DIVERGING = [
     ("classifier", {"solver": "adam", "learning_rate_init": 3e38, "dtype": "float32"}),
     ("classifier", {"solver": "sgd", "learning_rate_init": 1e308}),
     ("classifier", {"solver": "adam", "learning_rate_init": 1e300, "batch_norm": True}),
+    ("regressor", {"solver": "adam", "learning_rate_init": 3e38, "dtype": "float32"}),
+    ("classifier", {"solver": "sgd", "learning_rate_init": 3e38, "dtype": "float32"}),
 ]
 
 
