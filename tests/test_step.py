@@ -318,3 +318,29 @@ def test_a_step_that_makes_running_statistics_infinite_is_undone():
         model.fit(X, np.zeros(2), loss="mse", optimizer=bp.SGD(), batch_size=2)
     for name, value in before.items():
         np.testing.assert_array_equal(model.layers[1].buffers[name], value)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("make", [bp.Adam, bp.RMSProp], ids=["adam", "rmsprop"])
+def test_a_gradient_whose_square_overflows_stops_training_instead_of_stalling(
+        make, fused, monkeypatch):
+    from kernel_switch import use_compiled_kernels
+
+    use_compiled_kernels(fused, monkeypatch)
+    model = bp.Sequential([bp.Dense(1, 1, init="uniform")], seed=0)  # float32
+    optimizer = make(lr=1e-3)
+    step = bp.TrainingStep(model, "mse", optimizer)
+    step(np.ones((1, 1)), np.zeros(1))
+    before = optimizer.state_dict(model.parameters())
+    weights = [p.value.copy() for p in model.parameters()]
+    # a finite loss (about 1e36) and a finite weight gradient (about 2e21), whose square
+    # overflows float32: the average of squares would become infinite and every later step
+    # of the weight 0
+    with pytest.raises(bp.TrainingDivergedError, match="optimizer's state overflowed"):
+        step(np.full((1, 1), 1e3), np.array([1e18]))
+    after = optimizer.state_dict(model.parameters())
+    assert after["step"] == before["step"] == 1
+    for name, array in before["arrays"].items():
+        np.testing.assert_array_equal(after["arrays"][name], array)
+    for param, value in zip(model.parameters(), weights, strict=True):
+        np.testing.assert_array_equal(param.value, value)

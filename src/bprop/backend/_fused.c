@@ -51,7 +51,9 @@
 #define WIDEST_VECTORS
 #endif
 
-/* One Adam step over n elements; returns whether every updated value is finite. With KEEP,
+/* One Adam step over n elements; returns whether every updated value and moment is finite (a
+ * gradient whose square overflows makes v infinite and the step 0: a silent stall, unless it is
+ * caught). With KEEP,
  * each value is first copied into backup (so that the caller can undo the step): one pass
  * instead of a copy before the step and a check after it. With NEW, the updated moments go to
  * new_exp_avg and new_exp_avg_sq and exp_avg and exp_avg_sq are only read, so that an undone
@@ -86,7 +88,7 @@
                 backup[i] = value;                                                   \
             value -= step_size * m / denominator;                                    \
             values[i] = value;                                                       \
-            finite &= (value - value == 0);                                          \
+            finite &= (value - value == 0) & (m - m == 0) & (v - v == 0);            \
         }                                                                            \
         return finite;                                                               \
     }
@@ -354,7 +356,7 @@ static PyMethodDef methods[] = {
      "computed in double) are rounded to the arrays' dtype first, as NumPy does. With backup\n"
      "(not None), the values are first copied into it. With new_exp_avg and new_exp_avg_sq\n"
      "(not None), the updated moments are written there and exp_avg, exp_avg_sq are only\n"
-     "read. Returns whether every updated value is finite."},
+     "read. Returns whether every updated value and moment is finite."},
     {"all_finite", all_finite, METH_O,
      "all_finite(array)\n\nWhether every element of a contiguous float32 or float64 array is\n"
      "finite (no NaN, no infinity), in one vectorised pass."},

@@ -213,7 +213,8 @@ class TrainingStep:
                 values[...] = self._values_before
                 self._restore(saved_buffers)  # (the optimizer has put its state back)
                 if all_finite(grads):  # (as the update read them)
-                    self._diverged("a parameter overflowed to infinity in the update")
+                    self._diverged("a parameter or the optimizer's state overflowed to "
+                                   "infinity in the update")
                 self._diverged("a gradient became NaN or infinite")
         return StepResult(out, value, penalty)
 

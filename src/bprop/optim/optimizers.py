@@ -112,10 +112,10 @@ class Optimizer:
     def guarded_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
         """:meth:`step`, made undoable: the parameters' values are first copied into ``backup``
         (a 1-D array of their total size and dtype), and the result says whether every
-        updated value is finite. On False the optimizer's own state (step count, moments) is
-        already as it was before the step, and the caller puts ``backup`` back into the
-        values, as the training step does. (Adam's compiled kernel copies, updates and
-        checks in one pass.)"""
+        updated value, and every value of the optimizer's state, is finite. On False the
+        optimizer's own state (step count, moments) is already as it was before the step,
+        and the caller puts ``backup`` back into the values, as the training step does.
+        (Adam's compiled kernel copies, updates and checks in one pass.)"""
         return self._step(parameters, backup)
 
     def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
@@ -138,7 +138,7 @@ class Optimizer:
             if backup is not None:
                 backup[...] = values
             self.update(values, grads, state)
-            finite = backup is None or all_finite(values)
+            finite = backup is None or self._all_finite(values, state)
         if kept is not None:
             if not finite:
                 self._restore(state, kept)
@@ -160,10 +160,17 @@ class Optimizer:
         kept = self._keep(state, copy_arrays=True)
         backup[...] = values
         self.step(parameters)
-        if all_finite(values):
+        if self._all_finite(values, state):
             return True
         self._restore(state, kept)
         return False
+
+    @staticmethod
+    def _all_finite(values: np.ndarray, state: dict) -> bool:
+        """Whether the updated values and the state are all finite: a gradient whose square
+        overflows (above about 1.8e19 in float32) makes Adam's or RMSProp's average of squares
+        infinite and every later step of that value 0, a stall nothing else would show."""
+        return all_finite(values) and all(all_finite(a) for a in state["arrays"].values())
 
     @staticmethod
     def _keep(state: dict, copy_arrays: bool) -> tuple[int, dict[str, np.ndarray | None]]:
