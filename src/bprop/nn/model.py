@@ -331,8 +331,9 @@ class Sequential:
             finite weights.
         """
         loss = get_loss(loss)
-        self._check_loss_fits_output(loss)
         optimizer = SGD(lr=0.01) if optimizer is None else optimizer
+        # (the step checks the optimizer, the loss against the last layer, the regularizer
+        # and the clipping bounds)
         step = TrainingStep(self, loss, optimizer, regularizer=regularizer,
                             clip_value=clip_value, clip_norm=clip_norm)
         if schedule is not None and getattr(schedule, "optimizer", None) is not optimizer:

@@ -109,13 +109,13 @@ class TrainingStep:
     def __init__(self, model: Network, loss: Loss | str, optimizer: Optimizer, *,
                  regularizer: Regularizer | None = None, scale_penalty_by_batch: bool = False,
                  clip_value: float | None = None, clip_norm: float | None = None) -> None:
+        self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
+        model._check_loss_fits_output(self.loss)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
                 f"optimizer must be a bprop Optimizer, e.g. SGD(lr=0.1); got {optimizer!r}")
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise TypeError(f"regularizer must be L1, L2 or L1L2, got {regularizer!r}")
-        self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
-        model._check_loss_fits_output(self.loss)
         self.regularizer = regularizer
         self.scale_penalty_by_batch = bool(scale_penalty_by_batch)
         self.clip_value = None if clip_value is None else check_positive_float(
@@ -190,11 +190,10 @@ class TrainingStep:
             value = self.loss._forward(out, y_batch)  # (the data were checked)
             penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
             if not np.isfinite(value + penalty):
-                self._restore(saved_buffers)
-                self._diverged(f"the training loss became {value + penalty}")
+                self._abandon(saved_buffers, f"the training loss became {value + penalty}")
             if not all(all_finite(buffer) for buffer in self._buffers):
-                self._restore(saved_buffers)
-                self._diverged("a running statistic (BatchNorm) became NaN or infinite")
+                self._abandon(saved_buffers,
+                              "a running statistic (BatchNorm) became NaN or infinite")
             model.zero_grad()
             model._backward(self.loss.backward(), need_input_grad=False)
             if not parameters:
@@ -202,20 +201,18 @@ class TrainingStep:
             if regularizer is not None:
                 regularizer.backward(parameters)
             if self._check_gradients and not all_finite(self._grads()):
-                self._restore(saved_buffers)
-                self._diverged("a gradient became NaN or infinite")
+                self._abandon(saved_buffers, "a gradient became NaN or infinite")
             if self.clip_value is not None:
                 clip_grad_value(parameters, self.clip_value)
             if self.clip_norm is not None:
                 clip_grad_norm(parameters, self.clip_norm)
             values, grads = self._flat()
             if not self.optimizer.guarded_step(parameters, self._values_before):
-                values[...] = self._values_before
-                self._restore(saved_buffers)  # (the optimizer has put its state back)
-                if all_finite(grads):  # (as the update read them)
-                    self._diverged("a parameter or the optimizer's state overflowed to "
-                                   "infinity in the update")
-                self._diverged("a gradient became NaN or infinite")
+                values[...] = self._values_before  # (the optimizer has put its state back)
+                self._abandon(saved_buffers,
+                              "a parameter or the optimizer's state overflowed to infinity in "
+                              "the update" if all_finite(grads)  # (as the update read them)
+                              else "a gradient became NaN or infinite")
         return StepResult(out, value, penalty)
 
     # -- machinery -------------------------------------------------------------------------
@@ -236,10 +233,9 @@ class TrainingStep:
     def _grads(self) -> np.ndarray:
         return self._flat()[1]
 
-    def _restore(self, saved: list[np.ndarray]) -> None:
-        for buffer, copy_ in zip(self._buffers, saved, strict=True):
+    def _abandon(self, saved_buffers: list[np.ndarray], message: str) -> NoReturn:
+        """Put the running statistics back as they were before the step, and stop: the step
+        diverged (the caller has put back whatever else it changed)."""
+        for buffer, copy_ in zip(self._buffers, saved_buffers, strict=True):
             buffer[...] = copy_
-
-    @staticmethod
-    def _diverged(message: str) -> NoReturn:
         raise TrainingDivergedError(message, History())
