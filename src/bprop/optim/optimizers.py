@@ -179,13 +179,11 @@ class Optimizer:
         ``state["kept"]``, so that a guarded step allocates nothing)."""
         if not copy_arrays:
             return state["step"], dict.fromkeys(state["arrays"])
-        copies = state.setdefault("kept", {})
+        copies = {name: Optimizer._spare(state, "kept", name, array)
+                  for name, array in state["arrays"].items()}
         for name, array in state["arrays"].items():
-            copy = copies.get(name)
-            if copy is None or copy.shape != array.shape or copy.dtype != array.dtype:
-                copy = copies[name] = np.empty_like(array)
-            np.copyto(copy, array)
-        return state["step"], {name: copies[name] for name in state["arrays"]}
+            np.copyto(copies[name], array)
+        return state["step"], copies
 
     @staticmethod
     def _restore(state: dict, kept: tuple[int, dict[str, np.ndarray | None]]) -> None:
@@ -206,10 +204,16 @@ class Optimizer:
         """The spare array into which a guarded kernel writes the new value of the state
         array ``name`` (reading the current one), swapped in by :meth:`_adopt_new_state`
         when the step is kept."""
-        spare = state.setdefault("new", {})
-        array = spare.get(name)
+        return Optimizer._spare(state, "new", name, like)
+
+    @staticmethod
+    def _spare(state: dict, store: str, name: str, like: np.ndarray) -> np.ndarray:
+        """The array ``state[store][name]``, of ``like``'s shape and dtype, kept from step to
+        step (made, uninitialised, the first time or when ``like`` changed)."""
+        arrays = state.setdefault(store, {})
+        array = arrays.get(name)
         if array is None or array.shape != like.shape or array.dtype != like.dtype:
-            array = spare[name] = np.empty_like(like)
+            array = arrays[name] = np.empty_like(like)
         return array
 
     @staticmethod
