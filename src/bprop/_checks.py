@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import kernels as _kernels
+from .backend.devices import array_module, on_device
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -26,7 +27,12 @@ def as_float_dtype(dtype) -> np.dtype:
 
 
 def as_array(values, name: str, dtype: np.dtype | None = None) -> np.ndarray:
-    """Convert ``values`` to a numeric numpy array, raising TypeError for non-numeric data."""
+    """Convert ``values`` to a numeric numpy array, raising TypeError for non-numeric data.
+    An array on a device (CuPy's) stays there, checked the same way."""
+    if type(values) is not np.ndarray and on_device(values):
+        if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+            raise TypeError(f"{name} must hold numbers, got an array of dtype {values.dtype}")
+        return values if dtype is None else values.astype(dtype, copy=False)
     try:
         array = np.asarray(values)
     except ValueError as error:  # ragged nested lists
@@ -48,11 +54,25 @@ def all_finite(array: np.ndarray) -> bool:
     without it, a dot product (one BLAS pass, no temporary) settles the usual case: it is
     finite only if every element is; if it is not (NaN, infinity, or just an overflow of huge
     values), the elements are looked at one by one."""
+    if type(array) is not np.ndarray and on_device(array):
+        return bool(finite_flag(array))  # (a transfer of one flag: for the boundary's checks)
     compiled = _kernels.compiled("all_finite", array)
     if compiled is not None:
         return compiled(array)
     flat = array.reshape(-1)
     return bool(np.isfinite(np.dot(flat, flat)) or np.isfinite(flat).all())
+
+
+def finite_flag(array):
+    """Whether every element is finite, as a flag that stays where ``array`` is: a Python bool
+    for a NumPy array (:func:`all_finite`), a 0-d boolean array on a device, read only when the
+    caller chooses to (reading it waits for the device)."""
+    if type(array) is np.ndarray:
+        return all_finite(array)
+    compiled = _kernels.compiled("all_finite", array)
+    if compiled is not None:
+        return compiled(array)
+    return array_module(array).isfinite(array).all()
 
 
 def check_finite(array: np.ndarray, name: str) -> None:

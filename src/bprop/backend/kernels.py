@@ -10,6 +10,13 @@ and flushes subnormal numbers to zero, each in one pass and exactly as the NumPy
 Callers ask :func:`compiled` for a kernel and run their NumPy code when it answers None: when
 the extension was not built (no C compiler at install time), is an old build, is switched off
 with the environment variable ``BPROP_NO_FUSED=1``, or cannot take the arrays given.
+
+The same seam serves the GPU: for CuPy arrays, :func:`compiled` answers with the CuPy kernel
+of that name (:mod:`bprop.backend.cuda_kernels`, also switched off by ``BPROP_NO_FUSED=1``),
+whose results equal the NumPy code's to rounding, and which returns its flags (``adam``'s
+"all finite") as 0-d device arrays instead of Python booleans, so that a step never waits
+for the GPU. Other device arrays (the CPU stand-in for CuPy in the tests) get None: their
+NumPy code runs through their own array module.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
     """The kernel ``name`` if the extension is there and every array is one it takes: a
     contiguous NumPy array of float32 or float64 in the machine's byte order (all of one
     dtype). Anything else (a list, say) is for the caller's NumPy code."""
+    if type(arrays[0]).__module__.startswith("cupy"):
+        return _cuda_kernel(name)
     module = extension()
     if module is None:
         return None
@@ -59,7 +68,15 @@ def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
         if (not isinstance(array, np.ndarray) or array.dtype != dtype
                 or not array.flags.c_contiguous):
             return None
-    return getattr(module, name)
+    return getattr(module, name, None)  # (None for a kernel only the GPU has)
+
+
+def _cuda_kernel(name: str) -> Callable | None:
+    if os.environ.get("BPROP_NO_FUSED"):
+        return None
+    from . import cuda_kernels
+
+    return getattr(cuda_kernels, name, None)
 
 
 def reset() -> None:

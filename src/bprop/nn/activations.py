@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_choice, check_positive_float
+from ..backend.devices import array_module
 from ..backend.kernels import compiled
 from .layer import Layer
 
@@ -48,11 +49,12 @@ class Sigmoid(Activation):
         # and 1 / (1 + inf) = 0 is the exact limit, so the overflow is harmless; this form
         # keeps full relative precision for tiny outputs, which 0.5 * (1 + tanh(x / 2)) would
         # round to zero.
-        out = np.negative(x)
+        xp = array_module(x)
+        out = xp.negative(x)
         with np.errstate(over="ignore"):
-            np.exp(out, out=out)
+            xp.exp(out, out=out)
         out += 1
-        np.reciprocal(out, out=out)
+        xp.reciprocal(out, out=out)
         self._out = out
         return out
 
@@ -70,7 +72,7 @@ class Tanh(Activation):
     """
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._out = np.tanh(x)
+        self._out = array_module(x).tanh(x)
         return self._out
 
     def _backward(self, grad_out: np.ndarray, need_input_grad: bool) -> np.ndarray:
@@ -90,7 +92,7 @@ class ReLU(Activation):
     _zeros: np.ndarray | None = None
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._out = np.maximum(x, self._zeros_like(x))
+        self._out = array_module(x).maximum(x, self._zeros_like(x))
         return self._out
 
     def _backward(self, grad_out: np.ndarray, need_input_grad: bool) -> np.ndarray:
@@ -104,7 +106,7 @@ class ReLU(Activation):
         zeros = self._zeros
         if (zeros is None or zeros.shape[1:] != x.shape[1:] or zeros.dtype != x.dtype
                 or len(zeros) < len(x)):
-            zeros = self._zeros = np.zeros(x.shape, x.dtype)
+            zeros = self._zeros = array_module(x).zeros(x.shape, x.dtype)
         return zeros[:len(x)]
 
 
@@ -114,8 +116,8 @@ def _times_slope(grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
     if kernel is None:
         # The 0/1 mask product is several times faster than np.where on large arrays.
         return grad_out * (out > 0)
-    grad_in = np.empty_like(grad_out)
-    kernel(grad_out, out, grad_in)  # the same product in one pass (bprop.backend._fused)
+    grad_in = array_module(grad_out).empty_like(grad_out)
+    kernel(grad_out, out, grad_in)  # the same product in one pass (a compiled kernel)
     return grad_in
 
 
@@ -134,11 +136,11 @@ class LeakyReLU(Activation):
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         self._positive = x > 0
-        self._out = np.where(self._positive, x, self.alpha * x)
+        self._out = array_module(x).where(self._positive, x, self.alpha * x)
         return self._out
 
     def _backward(self, grad_out: np.ndarray, need_input_grad: bool) -> np.ndarray:
-        return np.where(self._positive, grad_out, self.alpha * grad_out)
+        return array_module(grad_out).where(self._positive, grad_out, self.alpha * grad_out)
 
     def get_config(self) -> dict:
         return {"alpha": self.alpha}
@@ -158,7 +160,7 @@ class Softmax(Activation):
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         out = x - x.max(axis=1, keepdims=True)
-        np.exp(out, out=out)
+        array_module(x).exp(out, out=out)
         out /= out.sum(axis=1, keepdims=True)
         self._out = out
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_positive_float, check_positive_int
+from ..backend.devices import array_module
 from .layer import Layer
 from .parameter import Parameter
 
@@ -70,7 +71,7 @@ class BatchNorm(Layer):
                 )
             mean = x.mean(axis=0)
             centered = x - mean
-            var = np.mean(centered * centered, axis=0)
+            var = (centered * centered).mean(axis=0)
             k = self.momentum
             self.buffers["running_mean"] *= 1 - k
             self.buffers["running_mean"] += k * mean
@@ -79,7 +80,7 @@ class BatchNorm(Layer):
         else:
             centered = x - self.buffers["running_mean"]
             var = self.buffers["running_var"]
-        self._inv_std = 1 / np.sqrt(var + self.eps)
+        self._inv_std = 1 / array_module(x).sqrt(var + self.eps)
         self._x_hat = centered * self._inv_std
         self._training = training
         return self._x_hat * gamma + beta

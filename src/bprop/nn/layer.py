@@ -117,7 +117,7 @@ class Layer:
     # -- the checks --------------------------------------------------------------------------
     def _check_input(self, x, training: bool) -> np.ndarray:
         """``x`` as a 2-D floating-point array this layer can take, or a clear error."""
-        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        if not hasattr(x, "dtype") or x.dtype.kind != "f":
             x = as_array(x, "x")
             if x.dtype.kind != "f":
                 x = x.astype(np.float64)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, check_choice, check_finite
+from ..backend.devices import array_module, scalar
+from ..backend.kernels import compiled
 from .overrides import InnerPass, through_public
 
 REDUCTIONS = ("mean", "sum")
@@ -39,7 +41,8 @@ class Loss:
         gradient for :meth:`backward`. Checks both, then computes :meth:`_forward`."""
         checked = self._check(pred, target)
         with InnerPass(self, "forward"):
-            return self._forward(*checked)
+            value = self._forward(*checked)
+        return value if type(value) is float else float(value)  # (from a device: one copy)
 
     def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
         """``pred`` and ``target`` checked and in the form :meth:`_forward` takes (a model's
@@ -47,7 +50,9 @@ class Loss:
         return self._pred_and_target(pred, target)
 
     def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
-        """The loss's arithmetic, on checked input; sets ``self._grad``. A subclass writes
+        """The loss's arithmetic, on checked input; sets ``self._grad``. Returns a float on the
+        CPU and a 0-d array on a device (:func:`bprop.backend.devices.scalar`), so that a
+        training step on a GPU never waits to read it. A subclass writes
         this (and, for checks of its own, :meth:`_check`); one written before the split,
         which overrides ``forward`` alone, gets a ``_forward`` that runs it."""
         raise NotImplementedError(f"{type(self).__name__} must define _forward(pred, target)")
@@ -93,7 +98,7 @@ class Loss:
 
 
 def _check_pred(pred) -> np.ndarray:
-    if not isinstance(pred, np.ndarray) or pred.dtype.kind != "f":
+    if not hasattr(pred, "dtype") or pred.dtype.kind != "f":
         pred = as_array(pred, "pred", dtype=np.float64)
     if pred.ndim != 2:
         raise ValueError(f"predictions must be 2-D (m, n_outputs), got shape {pred.shape}")
@@ -121,7 +126,8 @@ class MSE(Loss):
         error = pred - target
         scale = self._scale(error.size)
         self._grad = error * (2 * scale)
-        return float(np.dot(error.ravel(), error.ravel()) * scale)
+        flat = error.ravel()
+        return scalar(array_module(flat).dot(flat, flat) * scale)
 
 
 class BinaryCrossEntropy(Loss):
@@ -166,17 +172,17 @@ class BinaryCrossEntropy(Loss):
         return pred, target
 
     def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
-        scale = self._scale(pred.size)
+        xp, scale = array_module(pred), self._scale(pred.size)
         if self.from_logits:
-            losses = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
+            losses = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
             with np.errstate(over="ignore"):  # exp(-z) -> inf gives the exact limit 0
-                self._grad = (1 / (1 + np.exp(-pred)) - target) * scale
+                self._grad = (1 / (1 + xp.exp(-pred)) - target) * scale
         else:
             eps = np.finfo(pred.dtype).eps
-            p = np.clip(pred, eps, 1 - eps)
-            losses = -(target * np.log(p) + (1 - target) * np.log1p(-p))
+            p = xp.clip(pred, eps, 1 - eps)
+            losses = -(target * xp.log(p) + (1 - target) * xp.log1p(-p))
             self._grad = (p - target) / (p * (1 - p)) * scale
-        return float(losses.sum() * scale)
+        return scalar(losses.sum() * scale)
 
     def get_config(self) -> dict:
         return {"from_logits": self.from_logits, "reduction": self.reduction}
@@ -228,19 +234,23 @@ class SoftmaxCrossEntropy(Loss):
         )
 
     def _forward(self, logits: np.ndarray, target: np.ndarray) -> float:
-        n_samples = len(logits)
+        n_samples, xp = len(logits), array_module(logits)
+        scale = self._scale(n_samples)
+        kernel = None if target.ndim != 1 else compiled("softmax_cross_entropy", logits)
+        if kernel is not None:  # (on a GPU: the lines below in one pass, see cuda_kernels)
+            self._grad = xp.empty_like(logits)
+            return kernel(logits, target, scale, self._grad)
         # The work runs on the transpose, a row per class (a copy: the caller's array is
         # never written): NumPy reduces a few rows of many samples several times faster than
         # many rows of a few classes, one small reduction per sample.
         shifted = logits.T.copy()                      # (n_classes, n_samples)
         shifted -= shifted.max(axis=0)
-        probs = np.exp(shifted)
+        probs = xp.exp(shifted)
         sum_exp = probs.sum(axis=0)
         probs /= sum_exp
-        log_sum_exp = np.log(sum_exp)                  # log_probs = shifted - log_sum_exp
-        scale = self._scale(n_samples)
+        log_sum_exp = xp.log(sum_exp)                  # log_probs = shifted - log_sum_exp
         if target.ndim == 1:  # labels
-            samples = np.arange(n_samples)  # indexed [class, sample], as the arrays are
+            samples = xp.arange(n_samples)  # indexed [class, sample], as the arrays are
             loss = log_sum_exp.sum() - shifted[target, samples].sum()
             probs[target, samples] -= 1
         else:  # one-hot or probability rows
@@ -248,7 +258,7 @@ class SoftmaxCrossEntropy(Loss):
             probs -= target.T
         probs *= scale
         self._grad = probs.T.copy()  # (n_samples, n_classes), C-ordered like the logits
-        return float(loss * scale)
+        return scalar(loss * scale)
 
 
 def check_distributions(target: np.ndarray, name: str) -> None:

@@ -21,24 +21,27 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .._checks import all_finite
+from ..backend.devices import array_module, to_numpy
 
 
 class FlatBuffer:
     """One 1-D array of values that the parameters packed into it are views of, and one of
-    gradients, allocated (as zeros) when it is first asked for."""
+    gradients, allocated (as zeros) when it is first asked for; both in the memory of the
+    array module ``xp`` (NumPy's, or a GPU's through CuPy)."""
 
-    __slots__ = ("values", "_grads")
+    __slots__ = ("values", "_grads", "xp")
 
-    def __init__(self, size: int, dtype: np.dtype):
-        # np.zeros, not np.empty: the parameters not yet drawn or set read as zeros, and the
+    def __init__(self, size: int, dtype: np.dtype, xp=np):
+        # zeros, not empty: the parameters not yet drawn or set read as zeros, and the
         # operating system gives zeroed pages only as they are first written.
-        self.values = np.zeros(size, dtype=dtype)
+        self.xp = xp
+        self.values = xp.zeros(size, dtype=dtype)
         self._grads: np.ndarray | None = None
 
     @property
     def grads(self) -> np.ndarray:
         if self._grads is None:
-            self._grads = np.zeros(self.values.size, dtype=self.values.dtype)
+            self._grads = self.xp.zeros(self.values.size, dtype=self.values.dtype)
         return self._grads
 
 
@@ -106,14 +109,23 @@ class Parameter:
         self._home: tuple[FlatBuffer, int, int] | None = None
 
     @property
+    def xp(self):
+        """The array module of the memory this parameter lives in (numpy, or cupy on a GPU)."""
+        if self._home is not None:
+            return self._home[0].xp
+        return np if self._value is None else array_module(self._value)
+
+    @property
     def value(self) -> np.ndarray:
         if self._value is None:
-            self._value = np.zeros(self._shape, self._dtype)
+            self._value = self.xp.zeros(self._shape, self._dtype)
         return self._value
 
     @value.setter
     def value(self, new_value) -> None:
-        new_value = np.asarray(new_value)
+        xp = self.xp
+        new_value = xp.asarray(new_value) if array_module(new_value) is not np else np.asarray(
+            new_value)
         if new_value.shape != self._shape:
             raise ValueError(
                 f"cannot set a parameter of shape {self._shape} "
@@ -122,12 +134,14 @@ class Parameter:
         if not np.issubdtype(new_value.dtype, np.number):
             raise TypeError(f"parameter values must be numbers, got dtype {new_value.dtype}")
         finite = (all_finite(new_value) if new_value.dtype.kind == "f"
-                  else new_value.dtype.kind != "c" or bool(np.isfinite(new_value).all()))
+                  else new_value.dtype.kind != "c"
+                  or bool(array_module(new_value).isfinite(new_value).all()))
         if not finite:
             raise ValueError("parameter values must be finite (no NaN or infinity)")
         if self._value is None:
-            self._value = np.empty(self._shape, self._dtype)  # every element is written next
-        self._value[...] = new_value
+            self._value = xp.empty(self._shape, self._dtype)  # every element is written next
+        # (into this parameter's memory: a host array is copied to the device, and back)
+        self._value[...] = xp.asarray(new_value) if xp is not np else to_numpy(new_value)
 
     @property
     def grad(self) -> np.ndarray:
@@ -141,10 +155,13 @@ class Parameter:
     def grad(self, new_grad) -> None:
         # ``param.grad += g`` adds in place and then assigns the same array back.
         if new_grad is not self._grad:
-            if np.shape(new_grad) != self._shape:
+            shape = getattr(new_grad, "shape", None) or np.shape(new_grad)
+            if tuple(shape) != self._shape:
                 raise ValueError(f"cannot set a gradient of shape {self._shape} to an "
-                                 f"array of shape {np.shape(new_grad)}")
-            self._grad_array()[...] = new_grad
+                                 f"array of shape {tuple(shape)}")
+            xp = self.xp
+            self._grad_array()[...] = (xp.asarray(new_grad) if xp is not np
+                                       else to_numpy(new_grad))
         self._zeroed = self._fill_pending = False
 
     def zero_grad(self) -> None:
@@ -157,7 +174,7 @@ class Parameter:
         """The gradient's array, allocated as zeros on first need (in the buffer, if packed)."""
         if self._grad is None:
             if self._home is None:
-                self._grad = np.zeros(self._shape, self._dtype)
+                self._grad = self.xp.zeros(self._shape, self._dtype)
             else:
                 buffer, start, stop = self._home
                 self._grad = buffer.grads[start:stop].reshape(self._shape)
@@ -171,7 +188,8 @@ class Parameter:
     def accumulate_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``."""
         if self._zeroed:
-            np.matmul(a, b, out=self._grad if self._grad is not None else self._grad_array())
+            array_module(a).matmul(
+                a, b, out=self._grad if self._grad is not None else self._grad_array())
             self._zeroed = self._fill_pending = False
         else:
             self._grad += a @ b
@@ -179,9 +197,11 @@ class Parameter:
     def accumulate_sum(self, array: np.ndarray, axis: int = 0) -> None:
         """``grad += array.sum(axis)``."""
         if self._zeroed:
-            # np.add.reduce is np.sum minus its Python wrapper
-            np.add.reduce(array, axis=axis,
-                          out=self._grad if self._grad is not None else self._grad_array())
+            out = self._grad if self._grad is not None else self._grad_array()
+            if type(array) is np.ndarray:
+                np.add.reduce(array, axis=axis, out=out)  # np.sum minus its Python wrapper
+            else:
+                array_module(array).sum(array, axis=axis, out=out)
             self._zeroed = self._fill_pending = False
         else:
             self._grad += array.sum(axis=axis)
@@ -226,12 +246,13 @@ class Parameter:
             self._setup(value.shape, value.dtype, state["decay"])
             self._value = value
         # (A parameter pickled before gradients were lazy always carries its gradient array.)
-        if grad is not None and grad.any():
+        if grad is not None and bool(grad.any()):
             self._grad, self._zeroed = grad, False
 
 
-def pack(parameters: Sequence[Parameter], dtype=None) -> FlatBuffer:
-    """Move ``parameters`` into one new :class:`FlatBuffer`, keeping their values.
+def pack(parameters: Sequence[Parameter], dtype=None, xp=np) -> FlatBuffer:
+    """Move ``parameters`` into one new :class:`FlatBuffer` in the memory of the array module
+    ``xp`` (NumPy by default), keeping their values.
 
     Afterwards each ``param.value`` / ``param.grad`` is a reshaped view of a slice of the
     buffer's ``values`` / ``grads``, in the order given. With ``dtype`` the buffer has that
@@ -248,22 +269,30 @@ def pack(parameters: Sequence[Parameter], dtype=None) -> FlatBuffer:
             raise TypeError(f"parameters have mixed dtypes {sorted(map(str, dtypes))}")
         dtype = parameters[0].dtype
     dtype = np.dtype(dtype)
-    buffer = FlatBuffer(sum(p.size for p in parameters), dtype)
+    buffer = FlatBuffer(sum(p.size for p in parameters), dtype, xp)
     start = 0
     for param in parameters:
         stop = start + param.size
         values = buffer.values[start:stop].reshape(param.shape)
         if param._value is not None:
-            values[...] = param._value
+            values[...] = _into(xp, param._value)
         grad = None
         if not param._zeroed:  # (param._zeroed: a zero gradient, to be allocated when needed)
             grad = buffer.grads[start:stop].reshape(param.shape)
-            grad[...] = param._grad
+            grad[...] = _into(xp, param._grad)
         param._value, param._grad, param._dtype = values, grad, dtype
         param._fill_pending = False
         param._home = (buffer, start, stop)
         start = stop
     return buffer
+
+
+def _into(xp, array):
+    """``array`` as an array of ``xp``, to be copied into its memory (moved between host and
+    device when it lives in the other)."""
+    if xp is np:
+        return to_numpy(array)
+    return xp.asarray(array)
 
 
 def flat_views(parameters: Iterable[Parameter]) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +320,7 @@ def flat_views(parameters: Iterable[Parameter]) -> tuple[np.ndarray, np.ndarray]
         else:
             _hand_out_gradients(parameters)
             return buffer.values[start:position], buffer.grads[start:position]
-    buffer = pack(parameters)
+    buffer = pack(parameters, xp=parameters[0].xp)
     _hand_out_gradients(parameters)
     # Slices, like the fast path, so that ``values.base`` always names the buffer.
     return buffer.values[:], buffer.grads[:]

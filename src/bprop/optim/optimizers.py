@@ -30,8 +30,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._checks import all_finite, check_choice, check_positive_float
+from .._checks import all_finite, check_choice, check_positive_float, finite_flag
 from ..backend import kernels as _kernels
+from ..backend.devices import array_module, to_numpy
 from ..nn.parameter import Parameter, flat_views
 
 #: how often (in steps) an optimizer sets subnormal values in its state to zero; see
@@ -109,16 +110,25 @@ class Optimizer:
         """
         self._step(parameters, backup=None)
 
-    def guarded_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
+    def guarded_step(self, parameters: Iterable[Parameter], backup: np.ndarray,
+                     healthy=True) -> bool:
         """:meth:`step`, made undoable: the parameters' values are first copied into ``backup``
         (a 1-D array of their total size and dtype), and the result says whether every
         updated value, and every value of the optimizer's state, is finite. On False the
         optimizer's own state (step count, moments) is already as it was before the step,
         and the caller puts ``backup`` back into the values, as the training step does.
-        (Adam's compiled kernel copies, updates and checks in one pass.)"""
-        return self._step(parameters, backup)
+        (Adam's compiled kernel copies, updates and checks in one pass.)
 
-    def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None) -> bool:
+        On a device the result is a 0-d boolean array, which the training step does not read
+        (reading it would make the step wait for the GPU): the state arrays are put back
+        where it is False, by masked copies, and the step count is put right by
+        :meth:`_rewind` once the caller has read how many steps were kept. ``healthy`` (a
+        0-d device flag) makes the step count as failed whatever its result: a device step
+        passes the result of its own earlier tests (the loss, the gradients) here."""
+        return self._step(parameters, backup, healthy)
+
+    def _step(self, parameters: Iterable[Parameter], backup: np.ndarray | None,
+              healthy=True) -> bool:
         """The one place where the compiled or the NumPy update is chosen (see the class)."""
         parameters = list(parameters)
         values, grads = flat_views(parameters)
@@ -139,7 +149,9 @@ class Optimizer:
                 backup[...] = values
             self.update(values, grads, state)
             finite = backup is None or self._all_finite(values, state)
-        if kept is not None:
+        if kept is not None and type(values) is not np.ndarray:
+            finite = self._settle_on_device(state, kept, finite & healthy, kernel is not None)
+        elif kept is not None:
             if not finite:
                 self._restore(state, kept)
                 return False
@@ -150,7 +162,8 @@ class Optimizer:
                 flush_subnormals(array)
         return finite
 
-    def _guarded_own_step(self, parameters: Iterable[Parameter], backup: np.ndarray) -> bool:
+    def _guarded_own_step(self, parameters: Iterable[Parameter], backup: np.ndarray,
+                          healthy=True) -> bool:
         """:meth:`guarded_step` for a class that writes its own ``step``: back up the values
         and the state, that step, test the values (and on failure put the state back)."""
         parameters = list(parameters)
@@ -160,7 +173,10 @@ class Optimizer:
         kept = self._keep(state, copy_arrays=True)
         backup[...] = values
         self.step(parameters)
-        if self._all_finite(values, state):
+        finite = self._all_finite(values, state)
+        if type(values) is not np.ndarray:
+            return self._settle_on_device(state, kept, finite & healthy, swapped=False)
+        if finite:
             return True
         self._restore(state, kept)
         return False
@@ -169,8 +185,39 @@ class Optimizer:
     def _all_finite(values: np.ndarray, state: dict) -> bool:
         """Whether the updated values and the state are all finite: a gradient whose square
         overflows (above about 1.8e19 in float32) makes Adam's or RMSProp's average of squares
-        infinite and every later step of that value 0, a stall nothing else would show."""
+        infinite and every later step of that value 0, a stall nothing else would show. (On
+        a device: a 0-d flag, see :func:`~bprop._checks.finite_flag`.)"""
+        if type(values) is not np.ndarray:
+            flag = finite_flag(values)
+            for array in state["arrays"].values():
+                flag = flag & finite_flag(array)
+            return flag
         return all_finite(values) and all(all_finite(a) for a in state["arrays"].values())
+
+    @staticmethod
+    def _settle_on_device(state: dict, kept: tuple, kept_flag, swapped: bool):
+        """Keep a device step where ``kept_flag`` (a 0-d device bool) is true and put the state
+        arrays back where it is false, without reading the flag: masked copies from what
+        :meth:`_keep` copied or, after a kernel (``swapped``), from the arrays it read, which
+        become the spares. Arrays the step created go back to the zeros they started as."""
+        if swapped:
+            Optimizer._adopt_new_state(state)
+        xp = array_module(kept_flag)
+        failed = ~kept_flag
+        old = state.get("new", {}) if swapped else kept[1]
+        for name, array in state["arrays"].items():
+            if name not in kept[1]:
+                xp.copyto(array, xp.zeros((), array.dtype), where=failed)
+            elif old.get(name) is not None:
+                xp.copyto(array, old[name], where=failed)
+        return kept_flag
+
+    def _rewind(self, parameters: Iterable[Parameter], steps: int) -> None:
+        """Take ``steps`` off the step count kept for ``parameters``: the steps a device ran
+        but did not keep (see :meth:`guarded_step`)."""
+        state = self._states.get(tuple(id(p) for p in parameters))
+        if state is not None and steps:
+            state["step"] -= steps
 
     @staticmethod
     def _keep(state: dict, copy_arrays: bool) -> tuple[int, dict[str, np.ndarray | None]]:
@@ -182,7 +229,7 @@ class Optimizer:
         copies = {name: Optimizer._spare(state, "kept", name, array)
                   for name, array in state["arrays"].items()}
         for name, array in state["arrays"].items():
-            np.copyto(copies[name], array)
+            array_module(array).copyto(copies[name], array)
         return state["step"], copies
 
     @staticmethod
@@ -197,7 +244,7 @@ class Optimizer:
             if name not in copies:
                 del arrays[name]
             elif copies[name] is not None:
-                np.copyto(arrays[name], copies[name])
+                array_module(arrays[name]).copyto(arrays[name], copies[name])
 
     @staticmethod
     def _new_state(state: dict, name: str, like: np.ndarray) -> np.ndarray:
@@ -212,8 +259,9 @@ class Optimizer:
         step (made, uninitialised, the first time or when ``like`` changed)."""
         arrays = state.setdefault(store, {})
         array = arrays.get(name)
-        if array is None or array.shape != like.shape or array.dtype != like.dtype:
-            array = arrays[name] = np.empty_like(like)
+        if (array is None or array.shape != like.shape or array.dtype != like.dtype
+                or array_module(array) is not array_module(like)):
+            array = arrays[name] = array_module(like).empty_like(like)
         return array
 
     @staticmethod
@@ -227,7 +275,8 @@ class Optimizer:
 
     @staticmethod
     def _check_backup(backup, values: np.ndarray) -> None:
-        if (not isinstance(backup, np.ndarray) or backup.shape != values.shape
+        if (array_module(backup) is not array_module(values) or not hasattr(backup, "shape")
+                or backup.shape != values.shape
                 or backup.dtype != values.dtype):
             raise ValueError(
                 f"backup must be a {values.dtype} array of shape {values.shape} (all the "
@@ -255,12 +304,15 @@ class Optimizer:
     def _state(self, parameters: list[Parameter], values: np.ndarray) -> dict:
         key = tuple(id(p) for p in parameters)
         state = self._states.get(key)
+        if state is not None and state.get("xp", "numpy") != array_module(values).__name__:
+            self._move_state(state, array_module(values))  # the model moved to another device
         if state is None:
-            mask = None
+            mask, xp = None, array_module(values)
             if not all(p.decay for p in parameters):
-                mask = np.concatenate([np.full(p.size, p.decay, dtype=values.dtype)
+                mask = xp.concatenate([xp.full(p.size, p.decay, dtype=values.dtype)
                                        for p in parameters])
-            state = {"step": 0, "decay_mask": mask, "arrays": {}}
+            # (the array module by name: an optimizer pickles)
+            state = {"step": 0, "decay_mask": mask, "arrays": {}, "xp": xp.__name__}
             self._states[key] = state
             # Forget the state when the parameters go (their ids could then be reused), so an
             # optimizer used for many models does not keep them all alive.
@@ -268,11 +320,25 @@ class Optimizer:
         return state
 
     @staticmethod
+    def _move_state(state: dict, xp) -> None:
+        """Move the state arrays into the memory of the array module ``xp`` (one copy each);
+        the work arrays are made anew there when next needed."""
+        def move(array):
+            return np.array(to_numpy(array)) if xp is np else xp.asarray(array)
+
+        state["arrays"] = {name: move(array) for name, array in state["arrays"].items()}
+        if state["decay_mask"] is not None:
+            state["decay_mask"] = move(state["decay_mask"])
+        for store in ("kept", "new", "scratch"):
+            state.pop(store, None)
+        state["xp"] = xp.__name__
+
+    @staticmethod
     def _buffer(state: dict, name: str, like: np.ndarray) -> np.ndarray:
         """The state array ``name`` (zeros of ``like``'s shape the first time)."""
         arrays = state["arrays"]
         if name not in arrays:
-            arrays[name] = np.zeros_like(like)
+            arrays[name] = array_module(like).zeros_like(like)
         return arrays[name]
 
     @staticmethod
@@ -282,7 +348,8 @@ class Optimizer:
         allocates nothing."""
         scratch = state.get("scratch")
         if scratch is None or scratch.shape != (count, *like.shape) or scratch.dtype != like.dtype:
-            scratch = state["scratch"] = np.empty((count, *like.shape), dtype=like.dtype)
+            scratch = state["scratch"] = array_module(like).empty((count, *like.shape),
+                                                                  dtype=like.dtype)
         return scratch
 
     @staticmethod
@@ -358,11 +425,15 @@ class Optimizer:
                     f"optimizer state {name!r} has shape {array.shape} but the parameters "
                     f"hold {values.shape[0]} values; was it saved for another model?"
                 )
-            if not np.isfinite(array).all() or (name in _SQUARES and array.min() < 0):
+            host = to_numpy(array)
+            if not np.isfinite(host).all() or (name in _SQUARES and host.min() < 0):
                 raise ValueError(f"optimizer state {name!r} holds invalid values")
         state = self._state(parameters, values)
         state["step"] = int(step)
-        state["arrays"] = {k: np.array(v, dtype=values.dtype) for k, v in arrays.items()}
+        xp = array_module(values)
+        state["arrays"] = {k: (np.array(to_numpy(v), dtype=values.dtype) if xp is np
+                               else xp.array(xp.asarray(v), dtype=values.dtype))
+                           for k, v in arrays.items()}
 
     def _from_previous_format(self, name: str, array: np.ndarray) -> np.ndarray:
         """The state array ``name`` of the first model-file format as it is kept now (only
@@ -418,7 +489,7 @@ class SGD(Optimizer):
             momentum_buffer += grads
             grads = grads + self.momentum * momentum_buffer if self.nesterov else momentum_buffer
         step = self._scratch(state, values)[0]
-        np.multiply(grads, self.lr, out=step)
+        array_module(values).multiply(grads, self.lr, out=step)
         values -= step
 
     def state_names(self) -> tuple[str, ...]:
@@ -487,23 +558,23 @@ class Adam(Optimizer):
     def _adam_update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
         """The update from ``grads`` after any weight decay, in NumPy. Every operation writes
         into an existing array: an update of the whole network allocates nothing."""
-        beta1, beta2 = self.betas
+        xp, (beta1, beta2) = array_module(values), self.betas
         exp_avg = self._buffer(state, "exp_avg", values)
         exp_avg_sq = self._buffer(state, "exp_avg_sq", values)
         step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
         work, step = self._scratch(state, values, 2)
         # m <- b1 m + (1 - b1) g
         exp_avg *= beta1
-        exp_avg += np.multiply(1 - beta1, grads, out=work)
+        exp_avg += xp.multiply(1 - beta1, grads, out=work)
         # v <- b2 v + (1 - b2) g^2
         exp_avg_sq *= beta2
-        np.multiply(1 - beta2, grads, out=work)
-        exp_avg_sq += np.multiply(work, grads, out=work)
+        xp.multiply(1 - beta2, grads, out=work)
+        exp_avg_sq += xp.multiply(work, grads, out=work)
         # theta <- theta - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-        denominator = np.sqrt(exp_avg_sq, out=work)
+        denominator = xp.sqrt(exp_avg_sq, out=work)
         denominator /= bias_correction2_sqrt
         denominator += self.eps
-        np.multiply(step_size, exp_avg, out=step)
+        xp.multiply(step_size, exp_avg, out=step)
         step /= denominator
         values -= step
 
@@ -605,9 +676,9 @@ class RMSProp(Optimizer):
             grad_avg = self._buffer(state, "grad_avg", values)
             grad_avg *= self.alpha
             grad_avg += (1 - self.alpha) * grads
-            denominator = np.sqrt(square_avg - grad_avg * grad_avg)
+            denominator = array_module(values).sqrt(square_avg - grad_avg * grad_avg)
         else:
-            denominator = np.sqrt(square_avg)
+            denominator = array_module(values).sqrt(square_avg)
         denominator += self.eps
         if self.momentum:
             momentum_buffer = self._buffer(state, "momentum_buffer", values)
@@ -692,8 +763,8 @@ def flush_subnormals(array: np.ndarray) -> None:
     compiled = _kernels.compiled("flush_subnormals", array)
     if compiled is not None:
         compiled(array)
-    else:
-        array *= np.abs(array) >= np.finfo(array.dtype).tiny  # x * 1 = x, x * 0 = +-0
+    else:  # x * 1 = x, x * 0 = +-0
+        array *= array_module(array).abs(array) >= np.finfo(array.dtype).tiny
 
 
 # -- gradient clipping -----------------------------------------------------------------------
@@ -710,7 +781,7 @@ def clip_grad_value(parameters: Iterable[Parameter], limit: float) -> None:
     """
     limit = check_positive_float(limit, "limit")
     _, grads = flat_views(parameters)
-    np.clip(grads, -limit, limit, out=grads)
+    array_module(grads).clip(grads, -limit, limit, out=grads)
 
 
 def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float) -> float:
@@ -730,6 +801,8 @@ def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float) -> float:
     """
     max_norm = check_positive_float(max_norm, "max_norm")
     _, grads = flat_views(parameters)
+    if type(grads) is not np.ndarray:
+        return float(_clip_device_norm(grads, max_norm))
     with np.errstate(over="ignore"):
         norm = float(np.sqrt(np.dot(grads, grads)))
     if not np.isfinite(norm):
@@ -740,4 +813,17 @@ def clip_grad_norm(parameters: Iterable[Parameter], max_norm: float) -> float:
             norm = largest * float(np.sqrt(np.dot(scaled, scaled)))
     if norm > max_norm:
         grads *= max_norm / norm
+    return norm
+
+
+def _clip_device_norm(grads, max_norm: float):
+    """:func:`clip_grad_norm` on a device, with nothing read back: the norm (a 0-d array) is
+    computed, measured in units of the largest gradient where the sum of squares overflows,
+    and the factor applied, all where the gradients are."""
+    xp = array_module(grads)
+    norm = xp.sqrt(xp.dot(grads, grads))
+    largest = xp.abs(grads).max()
+    scaled = grads / xp.where(largest > 0, largest, 1)
+    norm = xp.where(xp.isfinite(norm), norm, largest * xp.sqrt(xp.dot(scaled, scaled)))
+    grads *= xp.where(norm > max_norm, max_norm / norm, 1).astype(grads.dtype)
     return norm

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .._checks import check_positive_float
+from ..backend.devices import array_module, scalar
 from ..nn.parameter import Parameter
 
 
@@ -31,7 +32,12 @@ class Regularizer:
 
     def forward(self, parameters: Iterable[Parameter]) -> float:
         """The penalty's value."""
-        return float(sum(self._value(p.value) for p in parameters if p.decay))
+        return float(self._forward(parameters))
+
+    def _forward(self, parameters: Iterable[Parameter]):
+        """The penalty's value where the weights are: a float on the CPU, a 0-d array on a
+        device (which a training step keeps there)."""
+        return scalar(sum(self._value(p.value) for p in parameters if p.decay))
 
     def backward(self, parameters: Iterable[Parameter]) -> None:
         """Add the penalty's gradient into each decayed parameter's ``grad``."""
@@ -74,7 +80,7 @@ class L2(Regularizer):
 
     def _value(self, weights: np.ndarray) -> float:
         flat = weights.reshape(-1)
-        return 0.5 * self.strength * float(np.dot(flat, flat))
+        return 0.5 * self.strength * scalar(array_module(flat).dot(flat, flat))
 
     def _gradient(self, weights: np.ndarray) -> np.ndarray:
         return self.strength * weights
@@ -98,10 +104,10 @@ class L1(Regularizer):
         return L1(self.strength * factor)
 
     def _value(self, weights: np.ndarray) -> float:
-        return self.strength * float(np.abs(weights).sum())
+        return self.strength * scalar(abs(weights).sum())
 
     def _gradient(self, weights: np.ndarray) -> np.ndarray:
-        return self.strength * np.sign(weights)
+        return self.strength * array_module(weights).sign(weights)
 
 
 class L1L2(Regularizer):
