@@ -21,6 +21,7 @@ import numpy as np
 
 from ._checks import all_finite
 from ._version import __version__
+from .backend.devices import get_device
 from .nn.layers import LAYERS
 from .nn.losses import LOSSES, Loss
 from .nn.model import Sequential
@@ -39,7 +40,7 @@ class ModelFileError(ValueError):
     """A model file that cannot be loaded: not a bprop file, damaged, unsafe or too new."""
 
 
-def load(path, optimizer: bool = False, max_bytes: int = 2**31):
+def load(path, optimizer: bool = False, max_bytes: int = 2**31, device=None):
     """Read a model written by :func:`save` / ``model.save``.
 
     Returns the model, or ``(model, optimizer)`` with ``optimizer=True`` (the optimizer is
@@ -50,6 +51,9 @@ def load(path, optimizer: bool = False, max_bytes: int = 2**31):
     layer descriptions before anything is allocated, and a file that would unpack to more than
     ``max_bytes`` (2 GiB) is refused unless you raise the limit.
 
+    ``device`` (``"cpu"``, the default, ``"cuda"`` or ``"auto"``) is where the model is put
+    after reading; a file saved on either device loads on the other.
+
     Raises
     ------
     ModelFileError
@@ -57,16 +61,20 @@ def load(path, optimizer: bool = False, max_bytes: int = 2**31):
         unknown format version, or is larger than ``max_bytes``.
     """
     path = Path(path)
+    target = get_device(device)  # (a missing GPU is said before the file is read)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     try:
-        return _load(path, optimizer, max_bytes)
+        loaded = _load(path, optimizer, max_bytes)
     except ModelFileError:
         raise
     except Exception as error:  # whatever a damaged or hostile file provokes, said plainly
         raise ModelFileError(
             f"{path} is not a valid bprop model file ({type(error).__name__}: {error})"
         ) from None
+    model = loaded[0] if optimizer else loaded
+    model.to(target)
+    return loaded
 
 
 def _load(path: Path, with_optimizer: bool, max_bytes: int):

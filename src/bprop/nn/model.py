@@ -23,6 +23,7 @@ from .._checks import (
     check_same_length,
     check_seed,
 )
+from ..backend.devices import CPU, Device, array_module, get_device, on_device, to_numpy
 from ..optim.optimizers import SGD, Optimizer
 from ..optim.regularizers import Regularizer
 from ..optim.schedules import Schedule
@@ -38,7 +39,7 @@ from .losses import (
 )
 from .metrics import METRICS
 from .model_file import save
-from .parameter import Parameter, pack
+from .parameter import Parameter, move, pack
 from .step import TrainingStep
 
 #: inference runs over slices of rows whose widest activation takes about this many bytes
@@ -64,6 +65,11 @@ class Sequential:
         Draw the weights of the layers whose weights are not set yet (the default). False
         leaves them at zero and takes them as set, drawing nothing: for a model whose weights
         are loaded next (:meth:`load_state_dict`, as :func:`bprop.load` does).
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Where the parameters, their gradients, the optimizer's state and the computation
+        live: the CPU (NumPy) or an NVIDIA GPU (CuPy, ``pip install "bprop[gpu]"``); see
+        :meth:`to`. The weights are drawn on the CPU from the seeded generator and then
+        moved, so a seed gives the same initial weights on every device.
 
     The parameters of all layers live in one buffer, allocated once in ``dtype``; the layers'
     initial weights are drawn straight into it, and the gradients are allocated when first
@@ -84,9 +90,11 @@ class Sequential:
 
     #: the shape of the last forward pass's output, which backward's grad_out must have
     _output_shape: tuple[int, ...] | None = None
+    #: where the model lives (see :meth:`to`); a class default for models pickled before
+    device: Device = CPU
 
     def __init__(self, layers: Sequence[Layer], seed: int | None = None, dtype="float32", *,
-                 initialise: bool = True):
+                 initialise: bool = True, device="cpu"):
         if isinstance(layers, Layer) or not isinstance(layers, Sequence):
             raise TypeError("layers must be a list of layers, e.g. [Dense(2, 4), ReLU()]")
         for i, layer in enumerate(layers):
@@ -106,6 +114,7 @@ class Sequential:
                 raise ValueError(
                     f"layer {i} {layer!r} already belongs to another model; create a new layer, "
                     "or copy the weights over with new_layer.weight = old_layer.weight")
+        target = get_device(device)  # (before anything is built: a missing GPU is said first)
         self.layers = list(layers)
         self.dtype = as_float_dtype(dtype)
         self.seed = check_seed(seed)
@@ -120,11 +129,46 @@ class Sequential:
             if not initialise:
                 layer._initialised = True
             layer.build(self.rng, self.dtype)
+        self.to(target)
 
     def _pack(self) -> None:
         parameters = self.parameters()
-        if parameters:
-            pack(parameters, self.dtype)  # each parameter keeps its buffer (param._home)
+        if parameters:  # (each parameter keeps its buffer, param._home)
+            pack(parameters, self.dtype, xp=self.device.xp)
+
+    def to(self, device) -> Sequential:
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``), in
+        place, and return it, as PyTorch's ``module.to`` does.
+
+        The parameters move in one copy of the model's buffer, the running statistics with
+        them; gradients start again at zero, and what the layers cached for a backward pass
+        is dropped. An optimizer's state follows the parameters at its next step. Dropout
+        draws its masks from a generator of the new device, seeded from its old one.
+
+        Raises
+        ------
+        DeviceUnavailableError
+            For ``"cuda"`` without CuPy or without a visible GPU.
+        """
+        target = get_device(device)
+        if target == self.device:
+            return self
+        xp = target.xp
+        with target:
+            parameters = self.parameters()
+            if parameters:
+                move(parameters, xp)
+            for layer in self.layers:
+                for name, buffer in layer.buffers.items():
+                    layer.buffers[name] = (np.array(to_numpy(buffer)) if xp is np
+                                           else xp.array(xp.asarray(buffer)))
+                _drop_cached_arrays(layer)
+                if getattr(layer, "rng", None) is not None:
+                    seed = int(layer.rng.integers(2**63 - 1))
+                    layer.rng = (np.random.default_rng(seed) if xp is np
+                                 else xp.random.default_rng(seed))
+        self.device = target
+        return self
 
     # -- the two passes ----------------------------------------------------------------------
     def forward(self, x, training: bool | None = None) -> np.ndarray:
@@ -133,7 +177,7 @@ class Sequential:
         ``training`` switches Dropout and BatchNorm to their training behaviour; None (the
         default) uses the model's mode, set by :meth:`train` and :meth:`eval` (eval at first).
         """
-        x = as_features(x, "x", self.dtype, self.n_inputs)
+        x = self._on_own_device(as_features(x, "x", self.dtype, self.n_inputs))
         return self._forward(x, self.training if training is None else training)
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -157,6 +201,12 @@ class Sequential:
         each slice is first checked for NaN and infinity, while it is in the cache anyway,
         instead of in a pass of its own over all of ``X``.
         """
+        if not self.device.is_cpu:
+            # A GPU gains nothing from cache-sized slices: the data go over once, whole.
+            X = self._on_own_device(X)
+            if check_as is not None and not all_finite(X):
+                check_finite(to_numpy(X), check_as)
+            return self._forward(X, training=False)
         widest = max([1, *(layer.n_outputs or 0 for layer in self.layers)])
         rows = max(64, _INFERENCE_SLICE_BYTES // (widest * X.dtype.itemsize))
         out = None
@@ -172,6 +222,13 @@ class Sequential:
             out[start:start + rows] = part_out
         return out
 
+    def _on_own_device(self, array):
+        """``array`` in this model's memory: copied there from the host or from another
+        device, as it is when it is there already."""
+        if array_module(array) is self.device.xp:
+            return array
+        return self.device.asarray(array)
+
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate ``grad_out`` (dLoss/dOutput) through every layer, last to first.
 
@@ -181,7 +238,7 @@ class Sequential:
         """
         if self._output_shape is None:
             raise RuntimeError("backward() was called before forward()")
-        grad_out = as_array(grad_out, "grad_out", self.dtype)
+        grad_out = self._on_own_device(as_array(grad_out, "grad_out", self.dtype))
         if grad_out.shape != self._output_shape:
             raise ValueError(f"grad_out has shape {grad_out.shape} but the model's last output "
                              f"had shape {self._output_shape}")
@@ -242,8 +299,8 @@ class Sequential:
         for name, param in self.named_parameters():
             param.value = state[name]
         for i, layer in enumerate(self.layers):
-            for name in layer.buffers:
-                layer.buffers[name][...] = state[f"{i}.{name}"]
+            for name, buffer in layer.buffers.items():
+                buffer[...] = self._on_own_device(state[f"{i}.{name}"])
 
     def save(self, path, optimizer: Optimizer | None = None) -> None:
         """Write the model (and optionally ``optimizer``'s state) to one file; see
@@ -274,7 +331,8 @@ class Sequential:
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
-        return f"Sequential([\n{inner},\n], dtype={self.dtype.name!r})"
+        device = "" if self.device.is_cpu else f", device={self.device.name!r}"
+        return f"Sequential([\n{inner},\n], dtype={self.dtype.name!r}{device})"
 
     # -- training ----------------------------------------------------------------------------
     def fit(
@@ -348,6 +406,7 @@ class Sequential:
         X, y = self._check_data(X, y, loss, "X", "y")
         batch_size = len(X) if batch_size is None else min(
             check_positive_int(batch_size, "batch_size"), len(X))
+        X_placed, y_placed = step._place(X, y)  # on the model's device, once, if they fit
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -363,8 +422,8 @@ class Sequential:
         was_training = self.training
         try:
             for epoch in range(epochs):
-                scores = self._train_epoch(X, y, step, batch_size, shuffle, metrics,
-                                           epoch, history)
+                scores = self._train_epoch(X_placed, y_placed, y, step, batch_size, shuffle,
+                                           metrics, epoch, history)
                 if validation_data is not None:
                     val = self._evaluate(X_val, y_val, loss, metrics)
                     scores.update({f"val_{k}": v for k, v in val.items()})
@@ -402,9 +461,10 @@ class Sequential:
                 raise ValueError(f"{type(watcher).__name__} monitors {monitor!r} but the history "
                                  f"will have only {sorted(keys)}; {hint} or monitor='loss'")
 
-    def _train_epoch(self, X, y, step: TrainingStep, batch_size: int, shuffle: bool,
+    def _train_epoch(self, X, y, y_host, step: TrainingStep, batch_size: int, shuffle: bool,
                      metrics: list[str], epoch: int, history: History) -> dict[str, float]:
-        """One pass over the data in mini-batches; the epoch's running loss and metrics."""
+        """One pass over the data (``X``, ``y`` where :meth:`TrainingStep._place` put them) in
+        mini-batches; the epoch's running loss and metrics (scored against ``y_host``)."""
         try:
             result = step._epoch(X, y, batch_size, shuffle, keep_outputs=bool(metrics))
         except TrainingDivergedError as error:
@@ -415,10 +475,12 @@ class Sequential:
                 "gradient clipping (clip_norm=...).", history) from None
         scores = {"loss": result.loss}
         if metrics:
-            # Running values over the epoch's batches, as Keras reports them.
-            out_all = np.concatenate([out for out, _ in result.outputs])
+            # Running values over the epoch's batches, as Keras reports them (read back from
+            # a device in one copy).
+            xp = array_module(result.outputs[0][0])
+            out_all = to_numpy(xp.concatenate([out for out, _ in result.outputs]))
             rows = np.concatenate([np.arange(len(X))[b] for _, b in result.outputs])
-            scores.update(self._scores(out_all, y[rows], step.loss, metrics))
+            scores.update(self._scores(out_all, y_host[rows], step.loss, metrics))
         return scores
 
     @staticmethod
@@ -446,7 +508,8 @@ class Sequential:
 
     def _evaluate(self, X, y, loss: Loss, metrics: list[str]) -> dict[str, float]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = self._infer(X)
+            out = to_numpy(self._infer(X))  # (scored on the host, where y is)
+            y = to_numpy(y)
             scores = {"loss": loss.forward(out, y)}
         scores.update(self._scores(out, y, loss, metrics))
         return scores
@@ -460,13 +523,13 @@ class Sequential:
         with, or, before training, from its last layer (Softmax, Sigmoid, or anything else).
         """
         X = as_features(X, "X", self.dtype, self.n_inputs, check_values=False)
-        return self._decide(self._infer(X, check_as="X"))
+        return to_numpy(self._decide(self._infer(X, check_as="X")))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities: (n_samples, n_classes) for multi-class, P(class 1) per output
         column for binary. Raises for a regression model."""
         X = as_features(X, "X", self.dtype, self.n_inputs, check_values=False)
-        return self._probabilities(self._infer(X, check_as="X"))
+        return to_numpy(self._probabilities(self._infer(X, check_as="X")))
 
     def _task(self, loss: Loss | None = None) -> str:
         loss = self.loss if loss is None else loss
@@ -486,10 +549,11 @@ class Sequential:
             isinstance(loss, BinaryCrossEntropy) and loss.from_logits)
         if not logits:
             return out
+        xp = array_module(out)
         with np.errstate(over="ignore"):
             if task == "binary":
-                return 1 / (1 + np.exp(-out))
-            exp = np.exp(out - out.max(axis=1, keepdims=True))
+                return 1 / (1 + xp.exp(-out))
+            exp = xp.exp(out - out.max(axis=1, keepdims=True))
             return exp / exp.sum(axis=1, keepdims=True)
 
     def _decide(self, out: np.ndarray, loss: Loss | None = None) -> np.ndarray:
@@ -557,6 +621,9 @@ class Sequential:
         return list(metrics)
 
     def _check_data(self, X, y, loss: Loss, x_name: str, y_name: str):
+        """``(X, y)`` checked, in host memory (data given on a device are copied back to be
+        checked; the caller moves them to the model's device)."""
+        X, y = to_numpy(X), to_numpy(y)
         X = as_features(X, x_name, self.dtype, self.n_inputs)
         y = as_array(y, y_name)
         check_same_length(X, y, x_name, y_name)
@@ -588,6 +655,14 @@ class Sequential:
                 f"BinaryCrossEntropy, got values from {y.min()} to {y.max()}"
             )
         return X, y
+
+
+def _drop_cached_arrays(layer: Layer) -> None:
+    """Forget what ``layer`` kept from its last passes (inputs, outputs, masks, ReLU's zeros):
+    arrays of the device it leaves."""
+    for name, value in list(vars(layer).items()):
+        if name.startswith("_") and (on_device(value) or isinstance(value, np.ndarray)):
+            setattr(layer, name, None)
 
 
 def _is_callback_object(callback) -> bool:

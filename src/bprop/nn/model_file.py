@@ -24,6 +24,7 @@ import numpy as np
 
 from .._files import atomic_write
 from .._version import __version__
+from ..backend.devices import to_numpy
 from .layers import LAYERS
 
 FORMAT = "bprop-model"
@@ -67,15 +68,17 @@ def save(model, path, optimizer=None) -> Path:
         {"type": type(model.loss).__name__, "config": model.loss.get_config()},
         "optimizer": None,
     }
-    arrays = {f"param/{name}": param.value for name, param in model.named_parameters()}
+    # (from a GPU, each array is copied to the host: the file is the same on every device)
+    arrays = {f"param/{name}": to_numpy(param.value) for name, param in model.named_parameters()}
     for i, layer in enumerate(layers):
         for name, buffer in layer.buffers.items():
-            arrays[f"buffer/{i}.{name}"] = buffer
+            arrays[f"buffer/{i}.{name}"] = to_numpy(buffer)
     if optimizer is not None:
         state = optimizer.state_dict(model.parameters())
         header["optimizer"] = {"type": type(optimizer).__name__,
                                "config": optimizer.get_config(), "step": state["step"]}
-        arrays.update({f"optim/{name}": array for name, array in state["arrays"].items()})
+        arrays.update({f"optim/{name}": to_numpy(array)
+                       for name, array in state["arrays"].items()})
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as file:
         np.savez(file, **arrays)

@@ -287,6 +287,37 @@ def pack(parameters: Sequence[Parameter], dtype=None, xp=np) -> FlatBuffer:
     return buffer
 
 
+def move(parameters: Sequence[Parameter], xp) -> FlatBuffer:
+    """Move ``parameters`` into a new buffer in the memory of the array module ``xp``, keeping
+    their values (one copy of all of them when they lie in one buffer, as a model's do). Their
+    gradients start again at zero: the next backward pass writes them where the values are."""
+    parameters = list(parameters)
+    for param in parameters:
+        param._fill_if_pending()
+        param._grad, param._zeroed, param._fill_pending = None, True, False
+    home = parameters[0]._home
+    values = None
+    if home is not None and all(p._home is not None and p._home[0] is home[0]
+                                for p in parameters):
+        old, start = home[0], home[1]
+        stop = parameters[-1]._home[2]
+        pairs = zip(parameters[:-1], parameters[1:], strict=True)
+        if stop - start == sum(p.size for p in parameters) and all(
+                a._home[2] == b._home[1] for a, b in pairs):
+            values = old.values[start:stop]
+    if values is None:
+        return pack(parameters, xp=xp)
+    buffer = FlatBuffer(values.size, values.dtype, xp)
+    buffer.values[...] = _into(xp, values)
+    position = 0
+    for param in parameters:
+        stop = position + param.size
+        param._value = buffer.values[position:stop].reshape(param.shape)
+        param._home = (buffer, position, stop)
+        position = stop
+    return buffer
+
+
 def _into(xp, array):
     """``array`` as an array of ``xp``, to be copied into its memory (moved between host and
     device when it lives in the other)."""

@@ -16,6 +16,14 @@ with one guarantee on top: if the loss, a gradient or an updated weight is NaN o
 the step is undone (the weights, the optimizer's state and BatchNorm's running statistics are
 as they were before it) and :class:`~bprop.TrainingDivergedError` is raised.
 
+**On a GPU** the step is the same arithmetic through the device's array module, but nothing in
+it waits for the GPU or copies anything back: its tests become flags on the device, and the
+undo is a masked copy that applies only where a flag says so. Once a step has failed, the
+steps after it in the epoch are undone the same way, so the model stops exactly where the CPU
+would; the epoch reads its loss and the flags back in one copy at its end, and raises there.
+``fit`` puts the training data on the device once, when they take at most half of its free
+memory, and otherwise sends each mini-batch over as it comes.
+
 With ``scale_penalty_by_batch=True`` the penalty and its gradient are divided by the batch's
 :math:`m`: ``L2(alpha)`` then costs :math:`\frac{\alpha}{2m}\sum W^2` per batch, which is how
 scikit-learn's MLPs apply ``alpha``.
@@ -37,8 +45,9 @@ from typing import NamedTuple, NoReturn, Protocol
 
 import numpy as np
 
-from .._checks import all_finite, check_positive_float, check_positive_int
-from ..optim.optimizers import Optimizer, clip_grad_norm, clip_grad_value
+from .._checks import all_finite, check_positive_float, check_positive_int, finite_flag
+from ..backend.devices import array_module, to_numpy
+from ..optim.optimizers import Optimizer, _clip_device_norm, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from .history import History, TrainingDivergedError
 from .layers import BatchNorm
@@ -133,13 +142,25 @@ class TrainingStep:
         self._check_gradients = (self.clip_value is not None or self.clip_norm is not None
                                  or not optimizer.carries_nonfinite_gradients)
 
+    @property
+    def xp(self):
+        """The array module the model computes through (numpy, or cupy on a GPU)."""
+        return self.parameters[0].xp if self.parameters else np
+
     # -- the public calls, which check what they are given -------------------------------------
     def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray) -> StepResult:
-        """One step on ``(X_batch, y_batch)``: forward, loss, backward, guarded update."""
+        """One step on ``(X_batch, y_batch)``: forward, loss, backward, guarded update.
+        (On a GPU this call, unlike ``fit``, reads the step's loss and flags back at once.)"""
         X_batch, y_batch = self.model._check_data(X_batch, y_batch, self.loss, "X_batch",
                                                   "y_batch")
         self.model.loss = self.loss
-        return self._step(X_batch, y_batch)
+        if self.xp is np:
+            return self._step(X_batch, y_batch)
+        X_batch, y_batch = self._place(X_batch, y_batch, always=True)
+        self._start_device_epoch()
+        out, value, penalty = self._device_step(X_batch, y_batch)
+        self._finish_device_epoch(steps=1, total=value + penalty)
+        return StepResult(out, float(value), float(penalty))
 
     def epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int = 32, shuffle: bool = True
               ) -> EpochResult:
@@ -147,6 +168,7 @@ class TrainingStep:
         X, y = self.model._check_data(X, y, self.loss, "X", "y")
         batch_size = min(check_positive_int(batch_size, "batch_size"), len(X))
         self.model.loss = self.loss
+        X, y = self._place(X, y)
         return self._epoch(X, y, batch_size, shuffle)
 
     def batches(self, n_samples: int, batch_size: int, shuffle: bool = True
@@ -169,6 +191,8 @@ class TrainingStep:
     # -- the inner loop, on data already checked -----------------------------------------------
     def _epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
                keep_outputs: bool = False) -> EpochResult:
+        if self.xp is not np:
+            return self._device_epoch(X, y, batch_size, shuffle, keep_outputs)
         mean = self.loss.reduction == "mean"
         total, outputs = 0.0, []
         for rows in self.batches(len(X), batch_size, shuffle):
@@ -190,10 +214,9 @@ class TrainingStep:
             value = self.loss._forward(out, y_batch)  # (the data were checked)
             penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
             if not np.isfinite(value + penalty):
-                self._abandon(saved_buffers, f"the training loss became {value + penalty}")
+                self._abandon(saved_buffers, f"{_FAILURES[1]} ({value + penalty})")
             if not all(all_finite(buffer) for buffer in self._buffers):
-                self._abandon(saved_buffers,
-                              "a running statistic (BatchNorm) became NaN or infinite")
+                self._abandon(saved_buffers, _FAILURES[2])
             model.zero_grad()
             model._backward(self.loss.backward(), need_input_grad=False)
             if not parameters:
@@ -201,7 +224,7 @@ class TrainingStep:
             if regularizer is not None:
                 regularizer.backward(parameters)
             if self._check_gradients and not all_finite(self._grads()):
-                self._abandon(saved_buffers, "a gradient became NaN or infinite")
+                self._abandon(saved_buffers, _FAILURES[3])
             if self.clip_value is not None:
                 clip_grad_value(parameters, self.clip_value)
             if self.clip_norm is not None:
@@ -209,11 +232,115 @@ class TrainingStep:
             values, grads = self._flat()
             if not self.optimizer.guarded_step(parameters, self._values_before):
                 values[...] = self._values_before  # (the optimizer has put its state back)
-                self._abandon(saved_buffers,
-                              "a parameter or the optimizer's state overflowed to infinity in "
-                              "the update" if all_finite(grads)  # (as the update read them)
-                              else "a gradient became NaN or infinite")
+                self._abandon(saved_buffers, _FAILURES[4] if all_finite(grads)  # (as read)
+                              else _FAILURES[3])
         return StepResult(out, value, penalty)
+
+    # -- the same step on a device, where nothing is read back until the epoch ends ------------
+    def _place(self, X: np.ndarray, y: np.ndarray, always: bool = False):
+        """``(X, y)`` on the model's device when they take at most half of its free memory
+        (or ``always``), else as they are, for :meth:`_device_epoch` to send batch by batch."""
+        if self.xp is np:
+            return X, y
+        device = self.model.device
+        if not always and X.nbytes + y.nbytes > device_free_bytes(device) // 2:
+            return X, y
+        return device.asarray(X), device.asarray(y)
+
+    def _start_device_epoch(self) -> None:
+        """The flags an epoch on a device keeps where the model is (made there, not copied)."""
+        xp = self.xp
+        self._healthy = xp.ones((), dtype=bool)      # no step has failed yet
+        self._kept_steps = xp.zeros((), dtype=xp.int64)
+        self._failure = xp.zeros((), dtype=xp.int64)  # why the first failed step failed
+        self._total = xp.zeros((), dtype=xp.float64)
+
+    def _device_epoch(self, X, y, batch_size: int, shuffle: bool, keep_outputs: bool
+                      ) -> EpochResult:
+        xp, mean = self.xp, self.loss.reduction == "mean"
+        resident = array_module(X) is xp
+        batches = self.batches(len(X), batch_size, shuffle)
+        # The permutation goes over in one copy; a batch's rows are then sliced from it there.
+        order = xp.asarray(np.concatenate(batches)) if resident and shuffle else None
+        self._start_device_epoch()
+        outputs, start = [], 0
+        for rows in batches:
+            count = len(range(len(X))[rows]) if isinstance(rows, slice) else len(rows)
+            if not resident:  # (too large for the device: this batch goes over now)
+                X_batch, y_batch = self.xp.asarray(X[rows]), self.xp.asarray(y[rows])
+            elif order is None:
+                X_batch, y_batch = X[rows], y[rows]
+            else:
+                where = order[start:start + count]
+                X_batch, y_batch = X[where], y[where]
+            start += count
+            out, value, penalty = self._device_step(X_batch, y_batch)
+            # A mean loss is averaged over the epoch's samples, a summed one summed over them;
+            # a failed step adds nothing.
+            charge = (value if not mean else value * count) + penalty * count
+            self._total += xp.where(self._healthy, charge, 0)
+            if keep_outputs:
+                outputs.append((out.copy(), rows))
+        total = self._finish_device_epoch(len(batches), None)
+        return EpochResult(total / len(X) if mean else total + 0.0, outputs)
+
+    def _device_step(self, X_batch, y_batch):
+        """:meth:`_step` on a device: ``(out, loss, penalty)`` as device arrays, the step's
+        tests folded into ``self._healthy`` and the step undone by masked copies where it
+        is false (see the module's docstring)."""
+        model, parameters, regularizer = self.model, self.parameters, self._penalty(len(X_batch))
+        xp = self.xp
+        saved_buffers = [b.copy() for b in self._buffers]
+        out = model._forward(X_batch, training=True)
+        value = self.loss._forward(out, y_batch)
+        penalty = 0.0 if regularizer is None else regularizer._forward(parameters)
+        checks = [xp.isfinite(value + penalty)]
+        stats = xp.ones((), dtype=bool)
+        for buffer in self._buffers:
+            stats = stats & finite_flag(buffer)
+        checks.append(stats)
+        model.zero_grad()
+        model._backward(self.loss.backward(), need_input_grad=False)
+        if not parameters:
+            return out, value, penalty
+        if regularizer is not None:
+            regularizer.backward(parameters)
+        values, grads = self._flat()
+        checks.append(finite_flag(grads))
+        healthy = self._healthy & checks[0] & checks[1]
+        if self._check_gradients:
+            healthy = healthy & checks[2]
+        if self.clip_value is not None:
+            xp.clip(grads, -self.clip_value, self.clip_value, out=grads)
+        if self.clip_norm is not None:
+            _clip_device_norm(grads, self.clip_norm)
+        kept = self.optimizer.guarded_step(parameters, self._values_before, healthy)
+        failed = ~kept
+        xp.copyto(values, self._values_before, where=failed)
+        for buffer, saved in zip(self._buffers, saved_buffers, strict=True):
+            xp.copyto(buffer, saved, where=failed)
+        # The reason of the first failure: the first test that failed, else the update.
+        reason = xp.where(~checks[0], 1, xp.where(~checks[1], 2, xp.where(~checks[2], 3, 4)))
+        first = self._healthy & failed
+        self._failure = xp.where(first, reason, self._failure)
+        self._kept_steps += kept
+        self._healthy = kept
+        return out, value, penalty
+
+    def _finish_device_epoch(self, steps: int, total) -> float:
+        """Read the epoch's loss and flags back (one copy), put the optimizer's step count
+        right, and raise if a step failed; the epoch's summed loss."""
+        xp = self.xp
+        total = self._total if total is None else total
+        summary = to_numpy(xp.stack([xp.asarray(total, dtype=xp.float64),
+                                     self._kept_steps.astype(xp.float64),
+                                     self._failure.astype(xp.float64)]))
+        kept, failure = int(summary[1]), int(summary[2])
+        if self.parameters and kept < steps:
+            self.optimizer._rewind(self.parameters, steps - kept)
+        if failure:
+            raise TrainingDivergedError(_FAILURES[failure], History())
+        return float(summary[0])
 
     # -- machinery -------------------------------------------------------------------------
     def _penalty(self, batch_rows: int) -> Regularizer | None:
@@ -226,8 +353,9 @@ class TrainingStep:
         buffer), and the array that keeps the values from before the update."""
         values, grads = flat_views(self.parameters)
         if (self._values_before is None or self._values_before.shape != values.shape
-                or self._values_before.dtype != values.dtype):
-            self._values_before = np.empty_like(values)
+                or self._values_before.dtype != values.dtype
+                or array_module(self._values_before) is not array_module(values)):
+            self._values_before = array_module(values).empty_like(values)
         return values, grads
 
     def _grads(self) -> np.ndarray:
@@ -239,3 +367,23 @@ class TrainingStep:
         for buffer, copy_ in zip(self._buffers, saved_buffers, strict=True):
             buffer[...] = copy_
         raise TrainingDivergedError(message, History())
+
+
+#: why a step failed, by the number a device step records
+_FAILURES = {
+    1: "the training loss became NaN or infinite",
+    2: "a running statistic (BatchNorm) became NaN or infinite",
+    3: "a gradient became NaN or infinite",
+    4: "a parameter or the optimizer's state overflowed to infinity in the update",
+}
+
+
+def device_free_bytes(device) -> int:
+    """The free memory of ``device`` in bytes, as its array module reports it (CuPy's pool
+    included); practically unlimited for the CPU stand-in, which does not model memory."""
+    xp = device.xp
+    if getattr(xp, "__name__", "") != "cupy":
+        return 1 << 62
+    with device:
+        free, _ = xp.cuda.runtime.memGetInfo()
+        return int(free) + int(xp.get_default_memory_pool().free_bytes())
