@@ -2,8 +2,10 @@
 
 Parameter names and meanings follow ``sklearn.neural_network.MLPClassifier`` and
 ``MLPRegressor`` where they overlap, so the estimators drop into pipelines, grid searches and
-cross-validation; ``dropout``, ``batch_norm`` and ``dtype`` are bprop's additions. They work
-without scikit-learn installed (with a small stand-in for its base classes).
+cross-validation; ``dropout``, ``batch_norm``, ``dtype`` and ``device`` are bprop's
+additions. They work without scikit-learn installed (with a small stand-in for its base
+classes). ``device="cuda"`` trains on an NVIDIA GPU through CuPy (the data go over once per
+``fit``); ``predict`` and ``predict_proba`` still return NumPy arrays.
 
 What is computed, scikit-learn's way:
 
@@ -31,6 +33,7 @@ import warnings
 import numpy as np
 
 from ._checks import as_array, as_features, check_same_length
+from .backend.devices import get_device, to_numpy
 from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
 from .nn.init import sklearn_weights
@@ -116,7 +119,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dropout=0.0,
-                 batch_norm=False, dtype="float64"):
+                 batch_norm=False, dtype="float64", device="cpu"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -142,6 +145,7 @@ class _BaseMLP(BaseEstimator):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.dtype = dtype
+        self.device = device
 
     # -- the fitted network, as scikit-learn lays it out ----------------------------------------
     def __sklearn_tags__(self):
@@ -177,8 +181,9 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """Weight matrices, ``coefs_[i]`` of shape (n_in, n_out) for layer i."""
-        return [layer.weight for layer in self._dense_layers()]
+        """Weight matrices, ``coefs_[i]`` of shape (n_in, n_out) for layer i (the model's own
+        arrays on the CPU, NumPy copies of them from a GPU)."""
+        return [to_numpy(layer.weight) for layer in self._dense_layers()]
 
     @coefs_.setter
     def coefs_(self, values) -> None:
@@ -187,8 +192,9 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def intercepts_(self) -> list[np.ndarray]:
-        """Bias vectors, ``intercepts_[i]`` of shape (n_out,) for layer i."""
-        return [layer.bias for layer in self._dense_layers()]
+        """Bias vectors, ``intercepts_[i]`` of shape (n_out,) for layer i (NumPy copies from a
+        GPU, as ``coefs_``)."""
+        return [to_numpy(layer.bias) for layer in self._dense_layers()]
 
     @intercepts_.setter
     def intercepts_(self, values) -> None:
@@ -243,6 +249,7 @@ class _BaseMLP(BaseEstimator):
                     name == "validation_fraction" and value == 0):
                 raise ValueError(f"{name} must be in [{low}, {high}{']' if closed else ')'}, "
                                  f"got {value!r}")
+        get_device(self.device)  # a clear error now for a device this machine lacks
         if self.batch_size != "auto" and (isinstance(self.batch_size, bool) or not isinstance(
                 self.batch_size, (int, np.integer)) or self.batch_size < 1):
             raise ValueError(f"batch_size must be 'auto' or a positive integer, got "
@@ -271,8 +278,9 @@ class _BaseMLP(BaseEstimator):
                                       scale_penalty_by_batch=True)
         self._step.regularizer = L2(self.alpha) if self.alpha else None  # (set_params may
         # have changed alpha since the step was made)
+        X_placed, Y_placed = self._step._place(X, Y)  # on the model's device, once
         for _ in range(n_epochs):
-            self._run_epoch(X, Y, batch_size)
+            self._run_epoch(X_placed, Y_placed, batch_size)
             self.n_iter_ += 1
             self.t_ += len(X)
             if self.learning_rate == "invscaling" and self.solver == "sgd":
@@ -309,7 +317,8 @@ class _BaseMLP(BaseEstimator):
         weights = sklearn_weights(sizes, rng, logistic=self.activation == "logistic")
         self.model_ = mlp(sizes, activation=ACTIVATION_NAMES[self.activation],
                           batch_norm=self.batch_norm, dropout=self.dropout,
-                          seed=rng.integers(2**31), dtype=dtype, weights=weights)
+                          seed=rng.integers(2**31), dtype=dtype, weights=weights,
+                          device=self.device)
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(sizes)
         self.n_iter_ = 0
@@ -376,7 +385,7 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         self._check_fitted()
         X = self._check_data(X, reset=False)
-        return self.model_._infer(X.astype(self.model_.dtype, copy=False))
+        return to_numpy(self.model_._infer(X.astype(self.model_.dtype, copy=False)))
 
 
 def _refuse_early_stopping(estimator) -> None:

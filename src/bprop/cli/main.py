@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from .._version import __version__
+from ..backend.devices import DeviceUnavailableError
 from ..data.idx import IDXError
 from ..io import ModelFileError
 from .errors import UsageError
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bprop {args.command}: training failed: {one_line(error)}", file=sys.stderr)
         return 1
     except (UsageError, ValueError, TypeError, FileNotFoundError, ImportError, IDXError,
-            ModelFileError, OSError) as error:
+            ModelFileError, OSError, DeviceUnavailableError) as error:
         if args.debug:
             raise
         print(f"bprop {args.command}: error: {one_line(error)}", file=sys.stderr)

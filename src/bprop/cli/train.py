@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
+from ..backend.devices import get_device
 from ..nn.builder import mlp
 from ..nn.layers import ACTIVATIONS, INITS, Dense
 from ..nn.model import Sequential
@@ -35,14 +36,17 @@ DEFAULTS = {
     "init": "he", "dropout": 0.0, "batch_norm": False, "optimizer": "adam", "lr": 0.001,
     "momentum": 0.9, "weight_decay": 0.0, "l1": 0.0, "l2": 0.0, "schedule": "none",
     "epochs": 20, "batch_size": 32, "patience": 0, "seed": 0, "out": "runs/latest",
+    "device": "cpu",
 }
 TYPES = {"dataset": str, "target": str, "data_dir": str, "task": str, "scale": str,
          "test_fraction": float, "val_fraction": float, "layers": str, "activation": str,
          "init": str, "dropout": float, "batch_norm": bool, "optimizer": str, "lr": float,
          "momentum": float, "weight_decay": float, "l1": float, "l2": float, "schedule": str,
-         "epochs": int, "batch_size": int, "patience": int, "seed": int, "out": str}
+         "epochs": int, "batch_size": int, "patience": int, "seed": int, "out": str,
+         "device": str}
 OPTIMIZERS = tuple(name.lower() for name in OPTIMIZER_CLASSES)  # sgd, adam, adamw, rmsprop
 SCHEDULES = ("none", "cosine", "step")
+DEVICES = ("cpu", "cuda", "auto")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +81,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--patience", type=int, help="stop after this many epochs without improvement "
         "(0: train all epochs)")
     add("--seed", type=int)
+    add("--device", choices=list(DEVICES), help="where to train: cpu (default), cuda (an "
+        "NVIDIA GPU through CuPy) or auto (the GPU if there is one)")
     add("--out", help="run folder (default runs/latest)")
     add("--quiet", action="store_true", help="no progress output")
 
@@ -197,6 +203,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def check_settings(settings: dict) -> None:
+    if settings["device"] not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not "
+                         f"{settings['device']!r}")
+    get_device(settings["device"])  # a missing GPU is said before any data are read
     if settings["optimizer"] not in OPTIMIZERS:
         raise UsageError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not "
                          f"{settings['optimizer']!r}")
@@ -235,7 +245,8 @@ def build_model(settings: dict, data: datasets.Data) -> Sequential:
             f"{'classes' if data.task == 'classification' else 'outputs'}, so the layers must "
             f"start with {n_in} and end with {n_out}")
     return mlp(sizes, activation=settings["activation"], batch_norm=settings["batch_norm"],
-               dropout=settings["dropout"], init=settings["init"], seed=settings["seed"])
+               dropout=settings["dropout"], init=settings["init"], seed=settings["seed"],
+               device=settings["device"])
 
 
 def split_validation(settings: dict, data: datasets.Data):

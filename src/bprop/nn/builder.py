@@ -28,6 +28,7 @@ def mlp(
     dtype="float32",
     *,
     weights: Sequence[tuple] | None = None,
+    device="cpu",
 ) -> Sequential:
     r"""A fully connected network with the given layer sizes, as a :class:`Sequential`.
 
@@ -75,6 +76,8 @@ def mlp(
         ``(sizes[l-1], sizes[l])`` and ``b`` of shape ``(sizes[l],)``. Nothing is drawn from
         the model's generator for them (its stream still starts at ``seed`` for Dropout and
         shuffling). Give ``init`` or ``weights``, not both.
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Where the model lives (see :class:`Sequential`).
 
     Returns
     -------
@@ -138,9 +141,9 @@ def mlp(
     if output is not None:
         layers.append(activation_layer(output))
     if weights is None:
-        return Sequential(layers, seed=seed, dtype=dtype)
+        return Sequential(layers, seed=seed, dtype=dtype, device=device)
     # Nothing drawn, and the given arrays copied once, straight into the model's buffer.
-    model = Sequential(layers, seed=seed, dtype=dtype, initialise=False)
+    model = Sequential(layers, seed=seed, dtype=dtype, initialise=False, device=device)
     for dense, (W, b) in zip((layer for layer in layers if isinstance(layer, Dense)), weights,
                              strict=True):
         dense.weight, dense.bias = W, b

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..backend.devices import get_device
 from ..nn.builder import mlp
 from ..nn.init import sklearn_weights
 from ..optim.callbacks import Callback
@@ -60,6 +61,7 @@ class Settings:
     data_dir: str | None = None
     target: str | int = -1
     test_size: float = 0.2
+    device: str = "cpu"  # where bprop trains (PyTorch on the GPU is the torch-gpu peer)
 
 
 @dataclass
@@ -143,8 +145,8 @@ class Comparison:
 def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
             optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 128,
             epochs: int = 10, seed: int = 0, dtype: str = "float32", data_dir=None, target=-1,
-            test_size: float = 0.2, peers=PEERS, out_dir=None, verbose: bool = True
-            ) -> Comparison:
+            test_size: float = 0.2, peers=PEERS, out_dir=None, verbose: bool = True,
+            device: str = "cpu") -> Comparison:
     """Train the same network with each of ``peers`` and compare them.
 
     Parameters
@@ -155,6 +157,8 @@ def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
         the same for every peer (``activation`` in relu, tanh, logistic; ``optimizer`` in
         adam, sgd).
     dtype : "float32" (default) or "float64", for every peer.
+    device : where bprop trains: "cpu" (default), "cuda" or "auto" (PyTorch on the GPU is
+        the "torch-gpu" peer).
     peers : any of "bprop", "sklearn", "torch", "torch-gpu", "jax".
     out_dir : if given, the table (JSON, Markdown) and pictures are written there.
 
@@ -165,7 +169,9 @@ def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
                         batch_size=int(batch_size), epochs=int(epochs), seed=int(seed),
                         dtype=str(np.dtype(dtype)),
                         data_dir=None if data_dir is None else str(data_dir), target=target,
-                        test_size=float(test_size))
+                        test_size=float(test_size),
+                        # (resolved here: "auto" is decided, and said, once)
+                        device=get_device(device).name)
     _check_settings(settings, peers)
     load_data(settings)  # fail early, in this process, on a missing or broken dataset
     results = []
@@ -350,7 +356,8 @@ def bprop_network(settings: Settings, weights):
     sizes = [weights[0][0].shape[0], *(W.shape[1] for W, _ in weights)]
     return mlp(sizes, activation={"logistic": "sigmoid"}.get(settings.activation,
                                                               settings.activation),
-               seed=settings.seed, dtype=settings.dtype, weights=weights)
+               seed=settings.seed, dtype=settings.dtype, weights=weights,
+               device=settings.device)
 
 
 def _train_bprop(settings, weights, X, y, peer):
@@ -577,6 +584,9 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                        help="where bprop trains (default cpu; PyTorch's GPU run is the "
+                             "torch-gpu peer)")
     parser.add_argument("--peers", default=",".join(PEERS),
                         help=f"comma-separated, from {','.join(PEERS)}")
     parser.add_argument("--out", default="compare-output",
@@ -594,7 +604,7 @@ def run_from_arguments(args: argparse.Namespace) -> int:
     comparison = compare(args.dataset, hidden=hidden, activation=args.activation,
                          optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
                          epochs=args.epochs, seed=args.seed, dtype=args.dtype,
-                         data_dir=args.data_dir,
+                         data_dir=args.data_dir, device=args.device,
                          target=target, peers=[p for p in args.peers.split(",") if p],
                          out_dir=args.out)
     print()
