@@ -524,3 +524,30 @@ def test_get_array_module(host):
     assert xp.get_array_module(host) is np and xp.get_array_module() is np
     xm = xp.get_array_module(x)
     assert_same(xm.maximum(x, 0.5), np.maximum(host, 0.5))
+
+
+def test_a_recording_runs_nothing_and_a_replay_runs_it_on_the_same_arrays():
+    x, y = xp.zeros(3), xp.ones(3)
+    stream = xp.cuda.Stream(non_blocking=True)
+    stream.begin_capture()
+    x += y
+    total = (x * 2).sum()
+    graph = stream.end_capture()
+    assert x.get().tolist() == [0.0, 0.0, 0.0]  # nothing ran
+    graph.launch()
+    graph.launch()
+    assert x.get().tolist() == [2.0, 2.0, 2.0] and float(total) == 12.0
+
+
+def test_a_transfer_while_recording_is_refused():
+    x = xp.ones(2)
+    stream = xp.cuda.Stream()
+    stream.begin_capture()
+    try:
+        with pytest.raises(RuntimeError, match="while a CUDA graph is being recorded"):
+            float(x.sum())
+        with pytest.raises(RuntimeError, match="while a CUDA graph is being recorded"):
+            xp.asarray(np.ones(2))
+    finally:
+        stream.end_capture()
+    assert float(x.sum()) == 2.0

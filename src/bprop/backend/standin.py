@@ -18,9 +18,17 @@ behave like CuPy's where a test needs them to:
   copies and random draws stay on the device.
 - Reductions and single elements are 0-d arrays (``x.sum()``, ``x[0]``), not NumPy scalars.
 
-What it does not model: asynchrony (no streams, everything happens at once), a memory limit,
-several devices, and CuPy's own arithmetic: results are bit for bit NumPy's (CuPy's may differ
-in the last bits, and its random numbers are different ones). ``repr`` and ``str`` show the
+- CUDA graphs, as CuPy's stream capture makes them: between ``stream.begin_capture()`` and
+  ``stream.end_capture()`` (on a :data:`cuda` ``Stream``) every operation is recorded and has
+  no effect on the arrays that existed before (a recording runs nothing); ``graph.launch()``
+  runs the recorded operations again on the very arrays they were recorded on, so a step that
+  relies on a value the host decided at recording time, or that replaces an array instead of
+  writing into it, is caught as it would be on a GPU. A transfer while recording raises, as
+  a synchronising call does in a CUDA capture.
+
+What it does not model: asynchrony (streams exist but everything happens at once), a memory
+limit, several devices, and CuPy's own arithmetic: results are bit for bit NumPy's (CuPy's may
+differ in the last bits, and its random numbers are different ones). ``repr`` and ``str`` show the
 values without counting a transfer (CuPy's copy them to the host), as they are for debugging.
 
 Example
@@ -40,6 +48,7 @@ import functools as _functools
 import operator as _operator
 import sys as _sys
 import types as _types
+import weakref as _weakref
 from collections.abc import Callable as _Callable
 from collections.abc import Iterator as _Iterator
 from typing import Any as _Any
@@ -85,6 +94,7 @@ def count_transfers() -> _Iterator[TransferCounter]:
 
 
 def _counted_to_host(data: np.ndarray) -> None:
+    _refuse_while_recording("a copy to the host")
     transfers.to_host += 1
     transfers.bytes_to_host += data.nbytes
 
@@ -125,7 +135,94 @@ def _call(func: _Callable, args: tuple, kwargs: dict, seen: dict | None = None) 
     seen = {} if seen is None else seen
     args = _unwrap(args, seen)
     kwargs = {name: _unwrap(value, seen) for name, value in kwargs.items()}
-    return _wrap(func(*args, **kwargs), seen)
+    return _recorded(lambda: func(*args, **kwargs), seen)
+
+
+# --- CUDA graphs: recording and replaying ---------------------------------------------------
+#: the operations of the graph being recorded (None when nothing is): (run, result) pairs
+_tape: list | None = None
+#: every array's memory (by id), so that a recording can leave the arrays as they were
+_memory: _weakref.WeakValueDictionary = _weakref.WeakValueDictionary()
+
+
+def _recorded(run: _Callable[[], _Any], seen: dict | None = None) -> _Any:
+    """``run()``'s result as the device's; while a graph is recorded, also the operation, to
+    be run again on replay into the same result arrays."""
+    result = _wrap(run(), {} if seen is None else seen)
+    if _tape is not None:
+        _tape.append((run, result))
+    return result
+
+
+def _refuse_while_recording(what: str) -> None:
+    if _tape is not None:
+        raise RuntimeError(f"{what} is not permitted while a CUDA graph is being recorded "
+                           "(operation not permitted when stream is capturing)")
+
+
+def _replay_into(result: _Any, value: _Any) -> None:
+    if isinstance(result, ndarray):
+        if result._data is not value:
+            result._data[...] = value
+    elif type(result) in (list, tuple):
+        for item, item_value in zip(result, value, strict=True):
+            _replay_into(item, item_value)
+
+
+class _Graph:
+    """A recorded sequence of operations; :meth:`launch` runs it again."""
+
+    def __init__(self, tape: list) -> None:
+        self._tape = tape
+
+    def launch(self, stream: _Any = None) -> None:
+        for run, result in self._tape:
+            _replay_into(result, run())
+
+
+class _Stream:
+    """A stream (everything here runs at once, so it orders nothing) that records graphs."""
+
+    def __init__(self, non_blocking: bool = False, null: bool = False) -> None:
+        self._snapshot: list | None = None
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: _Any) -> None:
+        return None
+
+    def synchronize(self) -> None:
+        return None
+
+    def begin_capture(self, mode: _Any = None) -> None:
+        global _tape
+        if _tape is not None:
+            raise RuntimeError("a graph is already being recorded")
+        # What exists now must look untouched afterwards: a recording computes nothing.
+        self._snapshot = [(data, data.copy()) for data in list(_memory.values())
+                          if data.flags.writeable]
+        _tape = []
+
+    def end_capture(self) -> _Graph:
+        global _tape
+        tape, _tape = _tape, None
+        for data, before in self._snapshot or ():
+            data[...] = before
+        self._snapshot = None
+        if tape is None:
+            raise RuntimeError("no graph is being recorded")
+        return _Graph(tape)
+
+
+_Stream.null = _Stream(null=True)
+
+#: what bprop uses of ``cupy.cuda``: streams that record graphs, and memory pools (the
+#: stand-in's memory is NumPy's, so a pool allocates nothing of its own)
+cuda = _types.SimpleNamespace(
+    Stream=_Stream, MemoryPool=lambda: _types.SimpleNamespace(malloc=None),
+    using_allocator=lambda allocator=None: _contextlib.nullcontext(),
+    Device=lambda index=0: _contextlib.nullcontext())
 
 
 class _DeviceFunction:
@@ -187,6 +284,9 @@ class ndarray:  # (named as cupy.ndarray is, for isinstance(x, xp.ndarray))
         if not isinstance(data, np.ndarray):
             raise TypeError(f"a stand-in array wraps a numpy.ndarray, not {type(data)}")
         self._data = data
+        owner = data if data.base is None else data.base
+        if isinstance(owner, np.ndarray):
+            _memory[id(owner)] = owner
 
     # --- refusing NumPy --------------------------------------------------------------------
     def __array__(self, dtype: _Any = None, copy: _Any = None) -> np.ndarray:
@@ -238,19 +338,28 @@ class ndarray:  # (named as cupy.ndarray is, for isinstance(x, xp.ndarray))
 
     # --- indexing ----------------------------------------------------------------------------
     def __getitem__(self, key: _Any) -> ndarray:
-        key = _key(key)
-        result = self._data[key]
-        if not isinstance(result, np.ndarray):
-            # NumPy gives one element as a scalar, CuPy as a 0-d array that views it
-            result = self._data[(*key, ...) if isinstance(key, tuple) else (key, ...)]
-        return ndarray(result)
+        key, data = _key(key), self._data
+
+        def run() -> np.ndarray:
+            result = data[key]
+            if not isinstance(result, np.ndarray):
+                # NumPy gives one element as a scalar, CuPy as a 0-d array that views it
+                result = data[(*key, ...) if isinstance(key, tuple) else (key, ...)]
+            return result
+
+        return _recorded(run)
 
     def __setitem__(self, key: _Any, value: _Any) -> None:
         if isinstance(value, ndarray):
             value = value._data
         elif not isinstance(value, _SCALARS):
             raise _unsupported(value)
-        self._data[_key(key)] = value
+        key, data = _key(key), self._data
+
+        def run() -> None:
+            data[key] = value
+
+        _recorded(run)
 
     # --- explicit copies to the host, each counted -------------------------------------------
     def get(self) -> np.ndarray:
@@ -346,7 +455,8 @@ def _install_operators() -> None:
             other = _operand(other)
             if other is NotImplemented:
                 return NotImplemented
-            return _wrap(op(other, self._data) if reflected else op(self._data, other), {})
+            data = self._data
+            return _recorded(lambda: op(other, data) if reflected else op(data, other))
         return method
 
     def inplace(op: _Callable) -> _Callable:
@@ -354,12 +464,13 @@ def _install_operators() -> None:
             other = _operand(other)
             if other is NotImplemented:
                 return NotImplemented
-            op(self._data, other)  # NumPy writes into the array itself, so views see it
+            data = self._data
+            _recorded(lambda: op(data, other))  # into the array itself, so views see it
             return self
         return method
 
     def unary(op: _Callable) -> _Callable:
-        return lambda self: _wrap(op(self._data), {})
+        return lambda self: _recorded(lambda data=self._data: op(data))
 
     for name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
                  "and", "or", "xor", "lshift", "rshift"):
@@ -391,6 +502,7 @@ def asarray(a: _Any, dtype: _Any = None, order: _Any = None) -> ndarray:
     device); host data (a NumPy array, list or scalar) copied there, one counted transfer."""
     if isinstance(a, ndarray):
         return _call(np.asarray, (a, dtype), {"order": order})
+    _refuse_while_recording("a copy to the device")
     data = np.array(a, dtype=dtype, order=order, copy=True)
     transfers.to_device += 1
     transfers.bytes_to_device += data.nbytes

@@ -41,16 +41,18 @@ scikit-learn's MLPs apply ``alpha``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple, NoReturn, Protocol
 
 import numpy as np
 
 from .._checks import all_finite, check_positive_float, check_positive_int, finite_flag
+from ..backend import graphs
 from ..backend.devices import array_module, to_numpy
 from ..optim.optimizers import Optimizer, _clip_device_norm, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from .history import History, TrainingDivergedError
-from .layers import BatchNorm
+from .layers import BatchNorm, Dropout
 from .losses import Loss, get_loss
 from .parameter import Parameter, flat_views
 
@@ -159,7 +161,7 @@ class TrainingStep:
         X_batch, y_batch = self._place(X_batch, y_batch, always=True)
         self._start_device_epoch()
         out, value, penalty = self._device_step(X_batch, y_batch)
-        self._finish_device_epoch(steps=1, total=value + penalty)
+        self._finish_device_epoch()
         return StepResult(out, float(value), float(penalty))
 
     def epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int = 32, shuffle: bool = True
@@ -248,12 +250,23 @@ class TrainingStep:
         return device.asarray(X), device.asarray(y)
 
     def _start_device_epoch(self) -> None:
-        """The flags an epoch on a device keeps where the model is (made there, not copied)."""
+        """Reset the flags an epoch on a device keeps where the model is: made there once and
+        then reset in place (a recorded step writes the arrays it recorded)."""
         xp = self.xp
-        self._healthy = xp.ones((), dtype=bool)      # no step has failed yet
-        self._kept_steps = xp.zeros((), dtype=xp.int64)
-        self._failure = xp.zeros((), dtype=xp.int64)  # why the first failed step failed
-        self._total = xp.zeros((), dtype=xp.float64)
+        flags = getattr(self, "_flags", None)
+        if flags is None or array_module(flags[0]) is not xp:
+            self._flags = (
+                xp.ones((), dtype=bool),        # healthy: no step has failed yet
+                xp.zeros((), dtype=xp.int64),   # the number of steps kept
+                xp.zeros((), dtype=xp.int64),   # why the first failed step failed (_FAILURES)
+                xp.zeros((), dtype=xp.float64),  # the epoch's summed loss
+            )
+            self._graphs: dict = {}
+        healthy, kept, failure, total = self._flags
+        healthy.fill(True)
+        for counter in (kept, failure, total):
+            counter.fill(0)
+        self._steps_before = self.optimizer._step_count(self.parameters)
 
     def _device_epoch(self, X, y, batch_size: int, shuffle: bool, keep_outputs: bool
                       ) -> EpochResult:
@@ -264,85 +277,133 @@ class TrainingStep:
         order = xp.asarray(np.concatenate(batches)) if resident and shuffle else None
         self._start_device_epoch()
         outputs, start = [], 0
-        for rows in batches:
-            count = len(range(len(X))[rows]) if isinstance(rows, slice) else len(rows)
-            if not resident:  # (too large for the device: this batch goes over now)
-                X_batch, y_batch = self.xp.asarray(X[rows]), self.xp.asarray(y[rows])
-            elif order is None:
-                X_batch, y_batch = X[rows], y[rows]
-            else:
-                where = order[start:start + count]
-                X_batch, y_batch = X[where], y[where]
-            start += count
-            out, value, penalty = self._device_step(X_batch, y_batch)
-            # A mean loss is averaged over the epoch's samples, a summed one summed over them;
-            # a failed step adds nothing.
-            charge = (value if not mean else value * count) + penalty * count
-            self._total += xp.where(self._healthy, charge, 0)
-            if keep_outputs:
-                outputs.append((out.copy(), rows))
-        total = self._finish_device_epoch(len(batches), None)
+        stream = self._graph_stream() if resident else None
+        if stream is not None:
+            # (the graphs' stream does not wait for the default one, where the data came over)
+            xp.cuda.Stream.null.synchronize()
+        with contextlib.nullcontext() if stream is None else stream:
+            for rows in batches:
+                count = len(range(len(X))[rows]) if isinstance(rows, slice) else len(rows)
+                if not resident:  # (too large for the device: this batch goes over now)
+                    X_batch, y_batch = xp.asarray(X[rows]), xp.asarray(y[rows])
+                elif order is None:
+                    X_batch, y_batch = X[rows], y[rows]
+                else:
+                    X_batch, y_batch = X[order[start:start + count]], y[order[start:start + count]]
+                start += count
+                if stream is None:
+                    out = self._device_step(X_batch, y_batch, mean)[0]
+                else:
+                    out = self._replayed_step(X_batch, y_batch, mean)
+                if keep_outputs:
+                    outputs.append((out.copy(), rows))
+            if stream is not None:
+                stream.synchronize()  # (before the default stream reads the results)
+            total = self._finish_device_epoch()
         return EpochResult(total / len(X) if mean else total + 0.0, outputs)
 
-    def _device_step(self, X_batch, y_batch):
+    def _device_step(self, X_batch, y_batch, mean: bool = True):
         """:meth:`_step` on a device: ``(out, loss, penalty)`` as device arrays, the step's
-        tests folded into ``self._healthy`` and the step undone by masked copies where it
-        is false (see the module's docstring)."""
+        tests folded into the epoch's flags and the step undone by masked copies where they
+        say it failed (see the module's docstring); the batch's loss is added to the epoch's
+        (averaged over the epoch's samples for a ``mean`` loss, else summed)."""
         # (the stand-in computes with NumPy, which would warn where CuPy is silent)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._device_step_unwarned(X_batch, y_batch)
+            return self._device_step_unwarned(X_batch, y_batch, mean)
 
-    def _device_step_unwarned(self, X_batch, y_batch):
+    def _device_step_unwarned(self, X_batch, y_batch, mean: bool):
         model, parameters, regularizer = self.model, self.parameters, self._penalty(len(X_batch))
-        xp = self.xp
+        xp, rows = self.xp, len(X_batch)
+        healthy_so_far, kept_steps, failure, total = self._flags
         saved_buffers = [b.copy() for b in self._buffers]
         out = model._forward(X_batch, training=True)
         value = self.loss._forward(out, y_batch)
         penalty = 0.0 if regularizer is None else regularizer._forward(parameters)
-        checks = [xp.isfinite(value + penalty)]
-        stats = xp.ones((), dtype=bool)
+        loss_finite = xp.isfinite(value + penalty)
+        stats_finite = xp.ones((), dtype=bool)
         for buffer in self._buffers:
-            stats = stats & finite_flag(buffer)
-        checks.append(stats)
+            stats_finite = stats_finite & finite_flag(buffer)
         model.zero_grad()
         model._backward(self.loss.backward(), need_input_grad=False)
-        if not parameters:
-            return out, value, penalty
-        if regularizer is not None:
-            regularizer.backward(parameters)
-        values, grads = self._flat()
-        checks.append(finite_flag(grads))
-        healthy = self._healthy & checks[0] & checks[1]
-        if self._check_gradients:
-            healthy = healthy & checks[2]
-        if self.clip_value is not None:
-            xp.clip(grads, -self.clip_value, self.clip_value, out=grads)
-        if self.clip_norm is not None:
-            _clip_device_norm(grads, self.clip_norm)
-        kept = self.optimizer.guarded_step(parameters, self._values_before, healthy)
-        failed = ~kept
-        xp.copyto(values, self._values_before, where=failed)
+        kept = healthy_so_far & loss_finite & stats_finite
+        grads_finite = xp.ones((), dtype=bool)
+        if parameters:
+            if regularizer is not None:
+                regularizer.backward(parameters)
+            values, grads = self._flat()
+            grads_finite = finite_flag(grads)
+            if self._check_gradients:
+                kept = kept & grads_finite
+            if self.clip_value is not None:
+                xp.clip(grads, -self.clip_value, self.clip_value, out=grads)
+            if self.clip_norm is not None:
+                _clip_device_norm(grads, self.clip_norm)
+            kept = self.optimizer.guarded_step(parameters, self._values_before, kept)
+            xp.copyto(values, self._values_before, where=~kept)
         for buffer, saved in zip(self._buffers, saved_buffers, strict=True):
-            xp.copyto(buffer, saved, where=failed)
+            xp.copyto(buffer, saved, where=~kept)
         # The reason of the first failure: the first test that failed, else the update.
-        reason = xp.where(~checks[0], 1, xp.where(~checks[1], 2, xp.where(~checks[2], 3, 4)))
-        first = self._healthy & failed
-        self._failure = xp.where(first, reason, self._failure)
-        self._kept_steps += kept
-        self._healthy = kept
+        reason = xp.where(~loss_finite, 1, xp.where(~stats_finite, 2,
+                                                    xp.where(~grads_finite, 3, 4)))
+        xp.copyto(failure, reason, where=healthy_so_far & ~kept)
+        kept_steps += kept
+        charge = (value if not mean else value * rows) + penalty * rows
+        total += xp.where(kept, charge, 0)
+        xp.copyto(healthy_so_far, kept)
         return out, value, penalty
 
-    def _finish_device_epoch(self, steps: int, total) -> float:
+    def _graph_stream(self):
+        """The stream a recorded step runs on, or None where steps are not recorded: on the
+        CPU stand-in, with CuPy too old to record, with Dropout (a recorded step would draw
+        the same masks at every replay), or after a recording failed."""
+        if not graphs.recording_possible(self.xp) or getattr(self, "_no_graphs", False):
+            return None
+        if any(isinstance(layer, Dropout) for layer in self.model.layers):
+            return None
+        stream = getattr(self, "_stream", None)
+        if stream is None:
+            stream = self._stream = self.xp.cuda.Stream(non_blocking=True)
+        return stream
+
+    def _replayed_step(self, X_batch, y_batch, mean: bool):
+        """One step through a recorded graph: the batch copied into the graph's inputs and
+        the graph replayed. A batch of a new shape, learning rate or penalty first runs as it
+        is (which compiles its kernels and makes the arrays the step keeps) and then records
+        its graph, which runs it; where recording fails, steps run as they are from then on."""
+        key = (X_batch.shape, y_batch.shape, self.optimizer.lr, repr(self.regularizer))
+        entry = self._graphs.get(key)
+        if entry is None:
+            # (graphs of another learning rate will not be replayed again: a schedule moved on)
+            self._graphs = {k: v for k, v in self._graphs.items() if k[2] == key[2]}
+            self._graphs[key] = "warming up"
+            return self._device_step(X_batch, y_batch, mean)[0]
+        if entry == "warming up":
+            inputs = (X_batch.copy(), y_batch.copy())
+            results = []
+            graph = graphs.StepGraph.record(
+                lambda: results.append(self._device_step(*inputs, mean)[0]), self.xp,
+                self._stream)
+            if graph is None or not results:
+                self._no_graphs, self._graphs = True, {}
+                return self._device_step(X_batch, y_batch, mean)[0]
+            entry = self._graphs[key] = (graph, inputs, results[0])
+        graph, (x_in, y_in), out = entry
+        x_in[...] = X_batch
+        y_in[...] = y_batch
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (as in the step)
+            graph.replay()
+        return out
+
+    def _finish_device_epoch(self) -> float:
         """Read the epoch's loss and flags back (one copy), put the optimizer's step count
         right, and raise if a step failed; the epoch's summed loss."""
         xp = self.xp
-        total = self._total if total is None else total
-        summary = to_numpy(xp.stack([xp.asarray(total, dtype=xp.float64),
-                                     self._kept_steps.astype(xp.float64),
-                                     self._failure.astype(xp.float64)]))
+        _, kept_steps, failure, total = self._flags
+        summary = to_numpy(xp.stack([total, kept_steps.astype(xp.float64),
+                                     failure.astype(xp.float64)]))
         kept, failure = int(summary[1]), int(summary[2])
-        if self.parameters and kept < steps:
-            self.optimizer._rewind(self.parameters, steps - kept)
+        if self.parameters:
+            self.optimizer._set_step_count(self.parameters, self._steps_before + kept)
         if failure:
             raise TrainingDivergedError(_FAILURES[failure], History())
         return float(summary[0])

@@ -122,7 +122,7 @@ class Optimizer:
         On a device the result is a 0-d boolean array, which the training step does not read
         (reading it would make the step wait for the GPU): the state arrays are put back
         where it is False, by masked copies, and the step count is put right by
-        :meth:`_rewind` once the caller has read how many steps were kept. ``healthy`` (a
+        :meth:`_set_step_count` once the caller has read how many steps were kept. ``healthy`` (a
         0-d device flag) makes the step count as failed whatever its result: a device step
         passes the result of its own earlier tests (the loss, the gradients) here."""
         return self._step(parameters, backup, healthy)
@@ -139,8 +139,12 @@ class Optimizer:
         kernel = None if self.kernel is None else _kernels.compiled(self.kernel, *arrays)
         # Guarded, the step must leave the state as it was if it fails: a kernel writes the
         # new state into spare arrays (see run_kernel), swapped in when the step is kept; the
-        # NumPy update works in place on a state copied first.
-        kept = None if backup is None else self._keep(state, copy_arrays=kernel is None)
+        # NumPy update works in place on a state copied first, and so does every update on a
+        # device, where the arrays a step writes must be the same at every step (a captured
+        # CUDA graph replays the addresses it recorded).
+        on_host = type(values) is np.ndarray
+        kept = None if backup is None else self._keep(state,
+                                                      copy_arrays=kernel is None or not on_host)
         state["step"] += 1
         if kernel is not None:
             finite = self.run_kernel(kernel, values, grads, state, backup)
@@ -149,15 +153,18 @@ class Optimizer:
                 backup[...] = values
             self.update(values, grads, state)
             finite = backup is None or self._all_finite(values, state)
-        if kept is not None and type(values) is not np.ndarray:
-            finite = self._settle_on_device(state, kept, finite & healthy, kernel is not None)
+        if kept is not None and not on_host:
+            finite = self._settle_on_device(state, kept, finite & healthy)
         elif kept is not None:
             if not finite:
                 self._restore(state, kept)
                 return False
             if kernel is not None:
                 self._adopt_new_state(state)
-        if state["step"] % FLUSH_EVERY == 0:
+        # (A GPU computes with subnormal numbers at full speed, and CuPy's float32 kernels
+        # flush them anyway: only the CPU needs the flush. Its condition, a step count on the
+        # host, is also one that a recorded step could not follow.)
+        if state["step"] % FLUSH_EVERY == 0 and on_host:
             for array in state["arrays"].values():
                 flush_subnormals(array)
         return finite
@@ -175,7 +182,7 @@ class Optimizer:
         self.step(parameters)
         finite = self._all_finite(values, state)
         if type(values) is not np.ndarray:
-            return self._settle_on_device(state, kept, finite & healthy, swapped=False)
+            return self._settle_on_device(state, kept, finite & healthy)
         if finite:
             return True
         self._restore(state, kept)
@@ -195,29 +202,33 @@ class Optimizer:
         return all_finite(values) and all(all_finite(a) for a in state["arrays"].values())
 
     @staticmethod
-    def _settle_on_device(state: dict, kept: tuple, kept_flag, swapped: bool):
+    def _settle_on_device(state: dict, kept: tuple, kept_flag):
         """Keep a device step where ``kept_flag`` (a 0-d device bool) is true and put the state
         arrays back where it is false, without reading the flag: masked copies from what
-        :meth:`_keep` copied or, after a kernel (``swapped``), from the arrays it read, which
-        become the spares. Arrays the step created go back to the zeros they started as."""
-        if swapped:
-            Optimizer._adopt_new_state(state)
+        :meth:`_keep` copied. Arrays the step created go back to the zeros they started as,
+        and a step count in device memory (Adam's on a GPU) goes back by one."""
         xp = array_module(kept_flag)
         failed = ~kept_flag
-        old = state.get("new", {}) if swapped else kept[1]
         for name, array in state["arrays"].items():
             if name not in kept[1]:
                 xp.copyto(array, xp.zeros((), array.dtype), where=failed)
-            elif old.get(name) is not None:
-                xp.copyto(array, old[name], where=failed)
+            else:
+                xp.copyto(array, kept[1][name], where=failed)
+        if "device_step" in state:
+            state["device_step"] -= failed.astype(state["device_step"].dtype)
         return kept_flag
 
-    def _rewind(self, parameters: Iterable[Parameter], steps: int) -> None:
-        """Take ``steps`` off the step count kept for ``parameters``: the steps a device ran
-        but did not keep (see :meth:`guarded_step`)."""
+    def _step_count(self, parameters: Iterable[Parameter]) -> int:
+        """The number of steps taken for ``parameters`` (0 before the first)."""
         state = self._states.get(tuple(id(p) for p in parameters))
-        if state is not None and steps:
-            state["step"] -= steps
+        return 0 if state is None else state["step"]
+
+    def _set_step_count(self, parameters: Iterable[Parameter], steps: int) -> None:
+        """Set the step count kept for ``parameters`` on the host: after a device epoch, to the
+        steps it kept (which the host learns only when it reads the epoch's flags)."""
+        state = self._states.get(tuple(id(p) for p in parameters))
+        if state is not None:
+            state["step"] = int(steps)
 
     @staticmethod
     def _keep(state: dict, copy_arrays: bool) -> tuple[int, dict[str, np.ndarray | None]]:
@@ -329,7 +340,7 @@ class Optimizer:
         state["arrays"] = {name: move(array) for name, array in state["arrays"].items()}
         if state["decay_mask"] is not None:
             state["decay_mask"] = move(state["decay_mask"])
-        for store in ("kept", "new", "scratch"):
+        for store in ("kept", "new", "scratch", "device_step", "device_scalars"):
             state.pop(store, None)
         state["xp"] = xp.__name__
 
@@ -430,6 +441,7 @@ class Optimizer:
                 raise ValueError(f"optimizer state {name!r} holds invalid values")
         state = self._state(parameters, values)
         state["step"] = int(step)
+        state.pop("device_step", None)  # (made again from the step count when needed)
         xp = array_module(values)
         state["arrays"] = {k: (np.array(to_numpy(v), dtype=values.dtype) if xp is np
                                else xp.array(xp.asarray(v), dtype=values.dtype))
@@ -548,7 +560,7 @@ class Adam(Optimizer):
     def run_kernel(self, kernel: Callable, values: np.ndarray, grads: np.ndarray, state: dict,
                    backup: np.ndarray | None) -> bool:
         return self._adam_kernel(kernel, values, self._with_weight_decay(values, grads, state),
-                                 state, backup, guarded=backup is not None)
+                                 state, backup, guarded=_spares_undo(values, backup))
 
     def _bias_corrections(self, step: int) -> tuple[float, float]:
         """``(lr / (1 - beta1**t), sqrt(1 - beta2**t))`` for step ``t``."""
@@ -561,7 +573,11 @@ class Adam(Optimizer):
         xp, (beta1, beta2) = array_module(values), self.betas
         exp_avg = self._buffer(state, "exp_avg", values)
         exp_avg_sq = self._buffer(state, "exp_avg_sq", values)
-        step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
+        if type(values) is np.ndarray:
+            step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
+        else:  # (0-d arrays on the device, in the values' dtype as a Python float would be)
+            step_size, bias_correction2_sqrt = (
+                s.astype(values.dtype) for s in self._device_bias_corrections(state, values))
         work, step = self._scratch(state, values, 2)
         # m <- b1 m + (1 - b1) g
         exp_avg *= beta1
@@ -590,9 +606,32 @@ class Adam(Optimizer):
         new_moments = (None, None) if not guarded else (
             self._new_state(state, "exp_avg", values),
             self._new_state(state, "exp_avg_sq", values))
-        step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
+        if _on_gpu(values):
+            step_size, bias_correction2_sqrt = self._device_bias_corrections(state, values)
+        else:
+            step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
         return kernel(values, grads, exp_avg, exp_avg_sq, beta1, beta2, step_size,
                       bias_correction2_sqrt, self.eps, backup, *new_moments)
+
+    def _device_bias_corrections(self, state: dict, like):
+        """The bias corrections as 0-d arrays on the GPU, computed there from a step count
+        kept in device memory too (``state["device_step"]``, the steps kept), so that a step
+        captured in a CUDA graph takes each replay's own step number."""
+        xp = array_module(like)
+        if "device_step" not in state:  # (state["step"] already counts this step)
+            state["device_step"] = xp.full((), state["step"] - 1, dtype=xp.int64)
+            state["device_scalars"] = xp.empty(2, dtype=xp.float64)
+        counter, scalars = state["device_step"], state["device_scalars"]
+        counter += 1
+        beta1, beta2 = self.betas
+        kernel = _kernels.compiled("adam_scalars", like)
+        if kernel is not None:
+            kernel(self.lr, beta1, beta2, counter, scalars[0], scalars[1])
+        else:  # lr / (1 - beta1**t) and sqrt(1 - beta2**t), as _bias_corrections has them
+            t = counter.astype(xp.float64)
+            xp.divide(self.lr, 1 - xp.power(beta1, t), out=scalars[0])
+            xp.sqrt(1 - xp.power(beta2, t), out=scalars[1])
+        return scalars[0], scalars[1]
 
     def _from_previous_format(self, name: str, array: np.ndarray) -> np.ndarray:
         # The first format kept the moments as sums, M = m / (1 - b1) and V = v / (1 - b2).
@@ -631,7 +670,8 @@ class AdamW(Adam):
         if backup is not None:
             backup[...] = values  # before the decay changes them
         self._decay_values(values, state)
-        return self._adam_kernel(kernel, values, grads, state, None, guarded=backup is not None)
+        return self._adam_kernel(kernel, values, grads, state, None,
+                                 guarded=_spares_undo(values, backup))
 
     def _decay_values(self, values: np.ndarray, state: dict) -> None:
         if self.weight_decay:
@@ -695,6 +735,16 @@ class RMSProp(Optimizer):
     def get_config(self) -> dict:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
                 "centered": self.centered, "weight_decay": self.weight_decay}
+
+
+def _on_gpu(array) -> bool:
+    return type(array).__module__.startswith("cupy")
+
+
+def _spares_undo(values, backup) -> bool:
+    """Whether a guarded kernel writes the new state into spare arrays (on the CPU) rather
+    than in place (on a device, which undoes by masked copies: see _settle_on_device)."""
+    return backup is not None and type(values) is np.ndarray
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSProp)}
