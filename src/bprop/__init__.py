@@ -11,6 +11,7 @@
 
 from . import data as datasets
 from ._version import __version__ as __version__
+from .backend.devices import Device, DeviceUnavailableError, get_device
 from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
 from .io import ModelFileError, load, save
 from .nn.builder import mlp
@@ -72,6 +73,8 @@ __all__ = [
     "Callback",
     "CosineLR",
     "Dense",
+    "Device",
+    "DeviceUnavailableError",
     "Dropout",
     "EarlyStopping",
     "ExponentialLR",
@@ -115,6 +118,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "datasets",
+    "get_device",
     "get_loss",
     "get_optimizer",
     "gradcheck",

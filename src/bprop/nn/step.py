@@ -63,6 +63,7 @@ class Network(Protocol):
     layers: list
     rng: np.random.Generator
     loss: Loss | None
+    device: object  # a bprop.backend.devices.Device
 
     def parameters(self) -> list[Parameter]: ...
     def zero_grad(self) -> None: ...
@@ -281,11 +282,12 @@ class TrainingStep:
         if stream is not None:
             # (the graphs' stream does not wait for the default one, where the data came over)
             xp.cuda.Stream.null.synchronize()
+        sent = None if resident else _BatchSender(X, y, batches, xp)
         with contextlib.nullcontext() if stream is None else stream:
             for rows in batches:
                 count = len(range(len(X))[rows]) if isinstance(rows, slice) else len(rows)
-                if not resident:  # (too large for the device: this batch goes over now)
-                    X_batch, y_batch = xp.asarray(X[rows]), xp.asarray(y[rows])
+                if sent is not None:  # (too large for the device: this batch goes over now)
+                    X_batch, y_batch = sent.next()
                 elif order is None:
                     X_batch, y_batch = X[rows], y[rows]
                 else:
@@ -433,6 +435,55 @@ class TrainingStep:
         for buffer, copy_ in zip(self._buffers, saved_buffers, strict=True):
             buffer[...] = copy_
         raise TrainingDivergedError(message, History())
+
+
+class _BatchSender:
+    """The mini-batches of data too large for the device, sent over one at a time. With CuPy
+    each batch is gathered into page-locked host memory and copied on a stream of its own
+    while the step before it computes (two buffers, used in turn); elsewhere (the stand-in)
+    it is simply copied when it is needed."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, batches: list, xp) -> None:
+        self.X, self.y, self.batches, self.xp = X, y, list(batches), xp
+        self.position = 0
+        self.pinned = getattr(xp, "__name__", "") == "cupy"
+        if self.pinned:
+            import cupyx
+
+            rows = max(len(range(len(X))[b]) if isinstance(b, slice) else len(b)
+                       for b in self.batches)
+            self.host = [(cupyx.empty_pinned((rows, *X.shape[1:]), X.dtype),
+                          cupyx.empty_pinned((rows, *y.shape[1:]), y.dtype)) for _ in range(2)]
+            self.copies = xp.cuda.Stream(non_blocking=True)
+            self.ready: list = [None, None]
+            self._send(0)
+
+    def _send(self, index: int) -> None:
+        """Start copying batch ``index`` to the device (CuPy only)."""
+        if index >= len(self.batches):
+            return
+        rows, slot = self.batches[index], index % 2
+        X_host, y_host = self.host[slot]
+        count = len(range(len(self.X))[rows]) if isinstance(rows, slice) else len(rows)
+        X_host[:count], y_host[:count] = self.X[rows], self.y[rows]
+        with self.copies:
+            X_dev = self.xp.asarray(X_host[:count])
+            y_dev = self.xp.asarray(y_host[:count])
+            event = self.copies.record()
+        self.ready[slot] = (X_dev, y_dev, event)
+
+    def next(self):
+        """The next batch on the device (and, with CuPy, the one after it on its way)."""
+        index = self.position
+        self.position += 1
+        if not self.pinned:
+            rows = self.batches[index]
+            return self.xp.asarray(self.X[rows]), self.xp.asarray(self.y[rows])
+        X_dev, y_dev, event = self.ready[index % 2]
+        self.xp.cuda.get_current_stream().wait_event(event)
+        event.synchronize()  # (the pinned buffer of this slot is free to refill)
+        self._send(index + 1)
+        return X_dev, y_dev
 
 
 #: why a step failed, by the number a device step records
