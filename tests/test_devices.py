@@ -2,7 +2,8 @@
 stand-in array module (:mod:`bprop.backend.standin`), whose arrays refuse every implicit
 conversion to NumPy, as CuPy's do, and count every host-device copy. A NumPy call left in the
 layers, losses, optimizers or the step raises here; so does a mixed host/device operation.
-Also: the clear errors on a machine without CuPy or without a GPU."""
+Where CuPy and an NVIDIA GPU are present, each test that does not count copies runs on the GPU
+too (marked ``gpu``). Also: the clear errors on a machine without CuPy or without a GPU."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import bprop as bp
-from bprop.backend import devices
+from bprop.backend import cuda_kernels, devices
 from bprop.backend.devices import DeviceUnavailableError, get_device, stand_in_for_cuda
 from bprop.cli import main
 from bprop.nn import step as step_module
@@ -21,9 +22,25 @@ from bprop.nn import step as step_module
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}  # the issue's bound for 20 steps
 
 
+@pytest.fixture(params=["stand-in", pytest.param("cupy", marks=pytest.mark.gpu)])
+def gpu(request):
+    """The array module of ``"cuda"`` while a test runs: the stand-in, and real CuPy where an
+    NVIDIA GPU is present (the same test, then on the GPU)."""
+    if request.param == "cupy":
+        if not cuda_kernels.available():
+            pytest.skip("the GPU variant needs CuPy and an NVIDIA GPU (CuPy is not installed, "
+                        "or no CUDA device is visible); the stand-in variant ran")
+        import cupy
+
+        yield cupy
+        return
+    with stand_in_for_cuda() as module:
+        yield module
+
+
 @pytest.fixture
-def gpu():
-    """``"cuda"`` means the stand-in while a test runs."""
+def stand_in():
+    """The stand-in alone: for the tests that count host-device copies, which only it can."""
     with stand_in_for_cuda() as module:
         yield module
 
@@ -254,7 +271,7 @@ def test_initial_weights_are_the_same_on_both_devices(gpu):
 
 # -- transfers -----------------------------------------------------------------------------
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_a_training_step_makes_no_transfer(gpu, optimizer):
+def test_a_training_step_makes_no_transfer(stand_in, optimizer):
     X, rng = data()
     loss, y = targets("labels", X, rng)
     model = bp.Sequential(LAYER_STACKS["batchnorm"](), seed=0, dtype="float64", device="cuda")
@@ -262,7 +279,7 @@ def test_a_training_step_makes_no_transfer(gpu, optimizer):
                            clip_norm=1.0)
     X_dev, y_dev = step._place(*model._check_data(X, y, step.loss, "X", "y"))
     step._start_device_epoch()
-    with gpu.count_transfers() as transfers:
+    with stand_in.count_transfers() as transfers:
         for start in range(0, 64, 16):
             step._device_step(X_dev[start:start + 16], y_dev[start:start + 16])
     assert (transfers.to_device, transfers.to_host) == (0, 0)
@@ -271,11 +288,11 @@ def test_a_training_step_makes_no_transfer(gpu, optimizer):
 @pytest.mark.parametrize("epochs", [1, 3])
 @pytest.mark.parametrize("batch_size", [8, 32])
 @pytest.mark.parametrize("metrics", [[], ["accuracy"]])
-def test_fit_makes_a_fixed_number_of_transfers_per_epoch(gpu, epochs, batch_size, metrics):
+def test_fit_makes_a_fixed_number_of_transfers_per_epoch(stand_in, epochs, batch_size, metrics):
     X, rng = data()
     loss, y = targets("labels", X, rng)
     model = bp.Sequential(LAYER_STACKS["relu"](), seed=0, dtype="float64", device="cuda")
-    with gpu.count_transfers() as transfers:
+    with stand_in.count_transfers() as transfers:
         model.fit(X, y, loss=loss, optimizer=bp.Adam(), epochs=epochs, batch_size=batch_size,
                   metrics=metrics)
     # The data once; each epoch its permutation over, and its loss and flags (and, for
@@ -284,14 +301,14 @@ def test_fit_makes_a_fixed_number_of_transfers_per_epoch(gpu, epochs, batch_size
     assert transfers.to_host == epochs * (1 + len(metrics))
 
 
-def test_data_too_large_for_the_device_go_over_batch_by_batch(gpu, monkeypatch):
+def test_data_too_large_for_the_device_go_over_batch_by_batch(stand_in, monkeypatch):
     X, rng = data()
     loss, y = targets("labels", X, rng)
     models = []
     for free in (1 << 40, 0):
         monkeypatch.setattr(step_module, "device_free_bytes", lambda device, free=free: free)
         model = bp.Sequential(LAYER_STACKS["relu"](), seed=0, dtype="float64", device="cuda")
-        with gpu.count_transfers() as transfers:
+        with stand_in.count_transfers() as transfers:
             model.fit(X, y, loss=loss, optimizer=bp.Adam(), epochs=2, batch_size=16, metrics=[])
         models.append((model, transfers.to_device))
     (resident, resident_copies), (streamed, streamed_copies) = models
