@@ -387,6 +387,20 @@ def test_a_model_saved_on_one_device_loads_on_the_other(gpu, tmp_path):
     np.testing.assert_array_equal(back.predict(X), on_cpu.predict(X))
 
 
+def test_state_dicts_load_across_devices(gpu):
+    X, rng = data()
+    loss, y = targets("labels", X, rng)
+    on_gpu = bp.Sequential(LAYER_STACKS["batchnorm"](), seed=0, dtype="float64", device="cuda")
+    on_gpu.fit(X, y, loss=loss, optimizer=bp.Adam(lr=1e-2), epochs=1, batch_size=16)
+    on_cpu = bp.Sequential(LAYER_STACKS["batchnorm"](), seed=9, dtype="float64")
+    on_cpu.load_state_dict(on_gpu.state_dict())  # device arrays into host memory
+    assert_same_state(on_cpu, on_gpu)
+    fresh = bp.Sequential(LAYER_STACKS["batchnorm"](), seed=9, dtype="float64", device="cuda")
+    fresh.load_state_dict(on_cpu.state_dict())  # host arrays into device memory
+    assert isinstance(fresh.layers[0].weight, gpu.ndarray)
+    assert_same_state(fresh, on_gpu)
+
+
 def test_predict_takes_host_or_device_arrays_and_returns_numpy(gpu):
     X, rng = data(dtype="float32")
     model = bp.Sequential(LAYER_STACKS["relu"](), seed=0, device="cuda")

@@ -293,9 +293,11 @@ class Sequential:
             raise ValueError(f"state does not fit this model: missing {missing}, "
                              f"unexpected {extra}")
         for name, shape in expected.items():
-            if np.shape(state[name]) != shape:
-                raise ValueError(f"{name} has shape {np.shape(state[name])} in the state but "
-                                 f"{shape} in the model")
+            given = getattr(state[name], "shape", None)  # (an array of any device)
+            given = np.shape(state[name]) if given is None else tuple(given)
+            if given != shape:
+                raise ValueError(f"{name} has shape {given} in the state but {shape} in the "
+                                 "model")
         for name, param in self.named_parameters():
             param.value = state[name]
         for i, layer in enumerate(self.layers):

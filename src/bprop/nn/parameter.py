@@ -124,8 +124,8 @@ class Parameter:
     @value.setter
     def value(self, new_value) -> None:
         xp = self.xp
-        new_value = xp.asarray(new_value) if array_module(new_value) is not np else np.asarray(
-            new_value)
+        if array_module(new_value) is np:  # (an array of a device is checked where it is)
+            new_value = np.asarray(new_value)
         if new_value.shape != self._shape:
             raise ValueError(
                 f"cannot set a parameter of shape {self._shape} "
@@ -155,7 +155,8 @@ class Parameter:
     def grad(self, new_grad) -> None:
         # ``param.grad += g`` adds in place and then assigns the same array back.
         if new_grad is not self._grad:
-            shape = getattr(new_grad, "shape", None) or np.shape(new_grad)
+            shape = getattr(new_grad, "shape", None)  # (an array of any device)
+            shape = np.shape(new_grad) if shape is None else shape
             if tuple(shape) != self._shape:
                 raise ValueError(f"cannot set a gradient of shape {self._shape} to an "
                                  f"array of shape {tuple(shape)}")
