@@ -496,3 +496,15 @@ def test_a_schedule_records_the_step_again_for_each_learning_rate(gpu):
                   schedule=bp.StepLR(optimizer, step_size=1, gamma=0.5))
         models.append(model)
     assert_same_state(*models)
+
+
+def test_gradcheck_and_explain_check_a_gpu_model_on_a_cpu_copy(gpu):
+    X, rng = data(n=8)
+    loss, y = targets("labels", X, rng)
+    model = bp.Sequential(LAYER_STACKS["relu"](), seed=0, dtype="float64", device="cuda")
+    report = bp.gradcheck(model, X, y, loss=loss)
+    assert report.passed(1e-6)
+    assert model.device == "cuda"  # (the model itself stays where it was)
+    from bprop.tools.explain import explain
+
+    assert "layers" in explain(model, X, y, loss).description

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backend.devices import to_numpy
 from ..nn import layers as L
 from ..nn import losses as losses_module
 from ..nn.model import Sequential
@@ -128,12 +129,13 @@ def _markdown_step(step: Step) -> str:
 def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
     """Run one forward and backward pass of ``model`` on ``(X, y)`` and record every quantity.
 
-    The model is copied to float64; nothing about it changes. Every gradient (with respect to
-    each layer's output and each parameter) is compared with central finite differences.
+    The model is copied to float64 (and to the CPU, from a GPU); nothing about it changes.
+    Every gradient (with respect to each layer's output and each parameter) is compared with
+    central finite differences.
     """
     loss = losses_module.get_loss(loss)
-    model = model.astype("float64")
-    X = np.asarray(X, dtype=np.float64)
+    model = model.astype("float64").to("cpu")
+    X = np.asarray(to_numpy(X), dtype=np.float64)
     _, y = model._check_data(X, y, loss, "X", "y")
     report = Explanation(description=(
         f"{len(X)} samples, layers: " + ", ".join(repr(layer) for layer in model.layers)

@@ -43,6 +43,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..backend.devices import on_device, to_numpy
 from ..nn.layers import Layer
 from ..nn.losses import Loss, get_loss
 from ..nn.model import Sequential
@@ -138,6 +139,9 @@ def _fix_randomness(layers: list[Layer]) -> Callable[[], None]:
 
 def _check_layer(layer: Layer, x, *, step, seed, check_input, training) -> GradcheckReport:
     layer = copy.deepcopy(layer).build(seed, dtype="float64")
+    if any(on_device(p.value) for p in layer.parameters()):
+        raise ValueError(f"gradcheck takes a layer on the CPU; {layer!r} lives on a GPU (check "
+                         "it in a model, which gradcheck copies to the CPU)")
     x = np.array(x, dtype=np.float64)
     rewind = _fix_randomness([layer])
     out = layer.forward(x, training)
@@ -173,8 +177,10 @@ def _check_loss(loss: Loss, pred, target, *, step) -> GradcheckReport:
 
 
 def _check_model(model: Sequential, X, y, *, loss, step, check_input, training) -> GradcheckReport:
-    model = model.astype("float64")
-    X = np.array(X, dtype=np.float64)
+    # (a copy on the CPU: a model on a GPU runs the same code there, and finite differences
+    # take one tiny pass per weight, which a GPU would only slow down)
+    model = model.astype("float64").to("cpu")
+    X = np.array(to_numpy(X), dtype=np.float64)
     _, y = model._check_data(X, y, loss, "X", "y")
     rewind = _fix_randomness(model.layers)
 
