@@ -508,3 +508,49 @@ def test_gradcheck_and_explain_check_a_gpu_model_on_a_cpu_copy(gpu):
     from bprop.tools.explain import explain
 
     assert "layers" in explain(model, X, y, loss).description
+
+
+def test_recorded_steps_follow_batches_of_other_shapes_and_validation(gpu):
+    X, rng = data(n=70)  # batches of 16 and a last one of 6; 70 % 23 == 1 for BatchNorm
+    loss, y = targets("labels", X, rng)
+    for stack, batch_size in (("relu", 16), ("batchnorm", 23)):
+        histories, models = [], []
+        for device in ("cpu", "cuda"):
+            model = bp.Sequential(LAYER_STACKS[stack](), seed=0, dtype="float64", device=device)
+            history = model.fit(X, y, loss=loss, optimizer=bp.Adam(lr=1e-2), epochs=4,
+                                batch_size=batch_size, validation_data=(X[:50], y[:50]))
+            histories.append(history)
+            models.append(model)
+        assert_same_state(*models)
+        for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            np.testing.assert_allclose(histories[0][name], histories[1][name], rtol=1e-10)
+
+
+@pytest.mark.parametrize("change", ["move", "load", "reset", "settings"])
+def test_a_step_is_recorded_again_when_its_arrays_or_settings_change(gpu, change):
+    X, rng = data()
+    loss, y = targets("labels", X, rng)
+    results = []
+    for device in ("cpu", "cuda"):
+        model = bp.Sequential(LAYER_STACKS["batchnorm"](), seed=0, dtype="float64", device=device)
+        optimizer = bp.Adam(lr=1e-2)
+        step = bp.TrainingStep(model, loss, optimizer)
+        step.epoch(X, y, batch_size=16)
+        if change == "move":
+            model.to("cpu").to(device)
+        elif change == "load":
+            saved = optimizer.state_dict(model.parameters())
+            step.epoch(X, y, batch_size=16)
+            optimizer.load_state_dict(model.parameters(), saved)
+        elif change == "reset":
+            optimizer.reset(model.parameters())
+        else:
+            optimizer.betas = (0.5, 0.9)
+        losses = [step.epoch(X, y, batch_size=16).loss for _ in range(2)]
+        results.append((model, losses, optimizer.state_dict(model.parameters())))
+    (cpu, cpu_losses, cpu_state), (dev, dev_losses, dev_state) = results
+    assert_same_state(cpu, dev)
+    np.testing.assert_allclose(dev_losses, cpu_losses, rtol=1e-10)
+    assert dev_state["step"] == cpu_state["step"]
+    for name, array in cpu_state["arrays"].items():
+        assert relative_difference(array, dev_state["arrays"][name]) <= 1e-10

@@ -92,7 +92,10 @@ class ReLU(Activation):
     _zeros: np.ndarray | None = None
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._out = array_module(x).maximum(x, self._zeros_like(x))
+        if type(x) is np.ndarray:
+            self._out = np.maximum(x, self._zeros_like(x))
+        else:  # (a GPU has no use for the zeros, which a recorded step would read besides)
+            self._out = array_module(x).maximum(x, 0)
         return self._out
 
     def _backward(self, grad_out: np.ndarray, need_input_grad: bool) -> np.ndarray:

@@ -268,6 +268,10 @@ class TrainingStep:
         for counter in (kept, failure, total):
             counter.fill(0)
         self._steps_before = self.optimizer._step_count(self.parameters)
+        settings = self._settings()
+        if settings != getattr(self, "_graphs_settings", None):
+            # (a schedule changed the learning rate, or a setting changed: record anew)
+            self._graphs, self._graphs_settings = {}, settings
 
     def _device_epoch(self, X, y, batch_size: int, shuffle: bool, keep_outputs: bool
                       ) -> EpochResult:
@@ -369,17 +373,24 @@ class TrainingStep:
 
     def _replayed_step(self, X_batch, y_batch, mean: bool):
         """One step through a recorded graph: the batch copied into the graph's inputs and
-        the graph replayed. A batch of a new shape, learning rate or penalty first runs as it
-        is (which compiles its kernels and makes the arrays the step keeps) and then records
-        its graph, which runs it; where recording fails, steps run as they are from then on."""
-        key = (X_batch.shape, y_batch.shape, self.optimizer.lr, repr(self.regularizer))
+        the graph replayed. A batch of a new shape first runs as it is (which compiles its
+        kernels and makes the arrays the step keeps) and then records its graph, which runs
+        it; where recording fails, steps run as they are from then on.
+
+        A replay reads and writes the very arrays it recorded, so a graph is recorded again
+        when any array it uses from outside itself was replaced since (the model moved to
+        another device and back, the optimizer's state was loaded or reset): the graph keeps
+        those arrays, and their identities, to tell."""
+        arrays = self._arrays_outside_the_graph()
+        identities = tuple(map(id, arrays))
+        key = (X_batch.shape, y_batch.shape)
         entry = self._graphs.get(key)
+        if isinstance(entry, _Recorded) and entry.identities != identities:
+            entry = None
         if entry is None:
-            # (graphs of another learning rate will not be replayed again: a schedule moved on)
-            self._graphs = {k: v for k, v in self._graphs.items() if k[2] == key[2]}
-            self._graphs[key] = "warming up"
+            self._graphs[key] = _WARMING_UP
             return self._device_step(X_batch, y_batch, mean)[0]
-        if entry == "warming up":
+        if entry is _WARMING_UP:
             inputs = (X_batch.copy(), y_batch.copy())
             results = []
             graph = graphs.StepGraph.record(
@@ -388,13 +399,30 @@ class TrainingStep:
             if graph is None or not results:
                 self._no_graphs, self._graphs = True, {}
                 return self._device_step(X_batch, y_batch, mean)[0]
-            entry = self._graphs[key] = (graph, inputs, results[0])
-        graph, (x_in, y_in), out = entry
+            entry = self._graphs[key] = _Recorded(graph, inputs, results[0], arrays, identities)
+        x_in, y_in = entry.inputs
         x_in[...] = X_batch
         y_in[...] = y_batch
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (as in the step)
-            graph.replay()
-        return out
+            entry.graph.replay()
+        return entry.output
+
+    def _arrays_outside_the_graph(self) -> list:
+        """The device arrays a recorded step reads or writes that it did not make itself: the
+        parameters' buffers, the running statistics, the optimizer's state, the step's own."""
+        arrays = [*self._buffers, *self._flags]
+        if self.parameters:
+            buffer = self.parameters[0]._home[0]
+            arrays += [buffer.values, buffer.grads, self._values_before]
+            arrays += self.optimizer._state_arrays(self.parameters)
+        return arrays
+
+    def _settings(self) -> tuple:
+        """What a recorded step takes as fixed besides its arrays: the settings of the
+        optimizer, the layers, the loss, the penalty and the clipping."""
+        return (repr(self.optimizer), repr(self.loss), repr(self.regularizer),
+                self.scale_penalty_by_batch, self.clip_value, self.clip_norm,
+                *map(repr, self.model.layers))
 
     def _finish_device_epoch(self) -> float:
         """Read the epoch's loss and flags back (one copy), put the optimizer's step count
@@ -435,6 +463,21 @@ class TrainingStep:
         for buffer, copy_ in zip(self._buffers, saved_buffers, strict=True):
             buffer[...] = copy_
         raise TrainingDivergedError(message, History())
+
+
+#: a graph whose batch shape has run once, as it is, and is recorded the next time
+_WARMING_UP = "warming up"
+
+
+class _Recorded(NamedTuple):
+    """A recorded step: the graph, its input arrays and output, and the arrays from outside it
+    that it uses (kept, so that their identities stay theirs) with those identities."""
+
+    graph: graphs.StepGraph
+    inputs: tuple
+    output: object
+    arrays: list
+    identities: tuple
 
 
 class _BatchSender:

@@ -218,6 +218,19 @@ class Optimizer:
             state["device_step"] -= failed.astype(state["device_step"].dtype)
         return kept_flag
 
+    def _state_arrays(self, parameters: Iterable[Parameter]) -> list:
+        """Every array the state kept for ``parameters`` holds (moments, copies, work arrays):
+        what a recorded CUDA graph of a step reads and writes in place."""
+        state = self._states.get(tuple(id(p) for p in parameters))
+        if state is None:
+            return []
+        arrays = []
+        for value in state.values():
+            for array in (value.values() if isinstance(value, dict) else [value]):
+                if hasattr(array, "shape"):
+                    arrays.append(array)
+        return arrays
+
     def _step_count(self, parameters: Iterable[Parameter]) -> int:
         """The number of steps taken for ``parameters`` (0 before the first)."""
         state = self._states.get(tuple(id(p) for p in parameters))
