@@ -117,8 +117,10 @@ def test_cupy_without_a_gpu_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake)
     with pytest.raises(DeviceUnavailableError, match="no usable NVIDIA GPU.*nvidia-smi"):
         get_device("cuda")
-    fake.cuda.runtime.getDeviceCount = lambda: 1
-    with pytest.raises(DeviceUnavailableError, match="asks for GPU 2, but CuPy sees 1"):
+    fake.cuda.runtime.getDeviceCount = lambda: 0
+    with pytest.raises(DeviceUnavailableError, match="asks for GPU 0, but CuPy sees 0"):
+        get_device("cuda:0")
+    with pytest.raises(ValueError, match="first visible GPU only.*CUDA_VISIBLE_DEVICES=2"):
         get_device("cuda:2")
 
 
@@ -126,7 +128,8 @@ def test_auto_uses_the_cpu_and_says_so_once(no_cupy, capsys):
     assert get_device("auto") is devices.CPU
     assert get_device("auto") is devices.CPU
     message = capsys.readouterr().err
-    assert message.count("device='auto' uses the CPU") == 1
+    assert message.count("device='auto' uses the CPU: device='cuda' needs CuPy") == 1
+    assert "use device='cpu'" not in message  # (the advice is for those who asked for cuda)
 
 
 def test_auto_takes_the_gpu_when_there_is_one(gpu):
@@ -281,7 +284,7 @@ def test_a_training_step_makes_no_transfer(stand_in, optimizer):
     step._start_device_epoch()
     with stand_in.count_transfers() as transfers:
         for start in range(0, 64, 16):
-            step._device_step(X_dev[start:start + 16], y_dev[start:start + 16])
+            step._device_step(X_dev[start:start + 16], y_dev[start:start + 16], True)
     assert (transfers.to_device, transfers.to_host) == (0, 0)
 
 

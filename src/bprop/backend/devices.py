@@ -3,7 +3,7 @@
 A model's layers, losses, regularizers and optimizers are written once, against an array
 module ``xp`` (the idea of Chainer's ``get_array_module``): ``xp.maximum(x, 0)`` runs on
 NumPy arrays on the CPU and on CuPy arrays on the GPU. :func:`get_device` turns what a user
-writes (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``) into a :class:`Device`, or into one
+writes (``"cpu"``, ``"cuda"``, ``"auto"``) into a :class:`Device`, or into one
 clear error that says what is missing and how to get it; :func:`array_module` gives the
 module an array belongs to.
 
@@ -39,7 +39,12 @@ _told_auto = False
 
 
 class DeviceUnavailableError(RuntimeError):
-    """A device was asked for that this machine cannot provide (no CuPy, no visible GPU)."""
+    """A device was asked for that this machine cannot provide (no CuPy, no visible GPU).
+    ``reason`` says what is missing, without the advice that follows it in the message."""
+
+    def __init__(self, reason: str, advice: str) -> None:
+        super().__init__(f"{reason}; {advice}")
+        self.reason = reason
 
 
 class Device:
@@ -60,7 +65,7 @@ class Device:
 
     @property
     def name(self) -> str:
-        """``"cpu"`` or ``"cuda"`` (``"cuda:1"`` for a second GPU)."""
+        """``"cpu"`` or ``"cuda"``."""
         if self.kind == "cpu":
             return "cpu"
         return "cuda" if self.index == 0 else f"cuda:{self.index}"
@@ -113,9 +118,10 @@ def get_device(device: str | Device | None = "cpu") -> Device:
 
     Parameters
     ----------
-    device : {"cpu", "cuda", "cuda:N", "auto"} or Device or None
-        ``"auto"`` is the first GPU when CuPy sees one, else the CPU (said once, on standard
-        error). None means the CPU.
+    device : {"cpu", "cuda", "auto"} or Device or None
+        ``"auto"`` is the GPU when CuPy sees one, else the CPU (said once, on standard
+        error). None means the CPU. ``"cuda"`` is the first visible GPU (``"cuda:0"``);
+        another is chosen with ``CUDA_VISIBLE_DEVICES``.
 
     Raises
     ------
@@ -138,16 +144,20 @@ def get_device(device: str | Device | None = "cpu") -> Device:
         except DeviceUnavailableError as why:
             if not _told_auto:
                 _told_auto = True
-                print(f"bprop: device='auto' uses the CPU ({why})".split("; install")[0],
-                      file=sys.stderr)
+                print(f"bprop: device='auto' uses the CPU: {why.reason}", file=sys.stderr)
             return CPU
     parsed = _parse(device)
     if parsed is None:
-        raise ValueError(f"unknown device {device!r}; choose 'cpu', 'cuda' (or 'cuda:N' for "
-                         "the N-th GPU) or 'auto'")
+        raise ValueError(f"unknown device {device!r}; choose 'cpu', 'cuda' or 'auto'")
     kind, index = parsed
     if kind == "cpu":
         return CPU
+    if index > 0:
+        # Every array a model makes would have to be made inside that GPU's context; until
+        # bprop does that, the other GPUs are reached by renumbering them.
+        raise ValueError(f"device={device!r}: bprop runs on the first visible GPU only; to "
+                         f"train on GPU {index}, start Python with CUDA_VISIBLE_DEVICES={index} "
+                         "and use device='cuda'")
     if _stand_in is not None:
         return Device("cuda", index, _stand_in)
     return Device("cuda", index, _cupy(index))
@@ -170,19 +180,19 @@ def _cupy(index: int) -> ModuleType:
         import cupy
     except ImportError as error:
         raise DeviceUnavailableError(
-            f"device='cuda' needs CuPy, which is not installed ({error}); {INSTALL_HINT}, or "
-            "use device='cpu'") from None
+            f"device='cuda' needs CuPy, which is not installed ({error})",
+            f"{INSTALL_HINT}, or use device='cpu'") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDARuntimeError without a driver, and the like
         raise DeviceUnavailableError(
             f"device='cuda': CuPy is installed but finds no usable NVIDIA GPU or driver "
-            f"({type(error).__name__}: {error}); check nvidia-smi, or use device='cpu'"
+            f"({type(error).__name__}: {error})", "check nvidia-smi, or use device='cpu'"
         ) from None
     if index >= count:
         raise DeviceUnavailableError(
-            f"device='cuda:{index}' asks for GPU {index}, but CuPy sees {count} GPU(s)"
-            + ("" if count else "; check nvidia-smi, or use device='cpu'"))
+            f"device='cuda:{index}' asks for GPU {index}, but CuPy sees {count} GPU(s)",
+            "check nvidia-smi, or use device='cpu'")
     return cupy
 
 
@@ -198,6 +208,15 @@ def array_module(array) -> ModuleType:
     if module == "bprop.backend.standin":
         return sys.modules[module]
     return np
+
+
+def is_cupy(array_or_module) -> bool:
+    """Whether ``array_or_module`` is CuPy or one of its arrays: where the CuPy kernels, CUDA
+    graphs and page-locked copies apply. (The stand-in is a device too, but none of those:
+    it takes the array module's NumPy-style code, as CuPy does where it has no kernel.)"""
+    if isinstance(array_or_module, ModuleType):
+        return array_or_module.__name__ == "cupy"
+    return type(array_or_module).__module__.startswith("cupy")
 
 
 def on_device(array) -> bool:

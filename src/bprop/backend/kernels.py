@@ -27,6 +27,8 @@ from types import ModuleType
 
 import numpy as np
 
+from .devices import is_cupy
+
 #: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
 #: an editable install keeps an old build until it is rebuilt
 API_VERSION = 5
@@ -56,7 +58,7 @@ def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
     """The kernel ``name`` if the extension is there and every array is one it takes: a
     contiguous NumPy array of float32 or float64 in the machine's byte order (all of one
     dtype). Anything else (a list, say) is for the caller's NumPy code."""
-    if type(arrays[0]).__module__.startswith("cupy"):
+    if is_cupy(arrays[0]):
         return _cuda_kernel(name)
     module = extension()
     if module is None:

@@ -195,6 +195,13 @@ class _Stream:
     def synchronize(self) -> None:
         return None
 
+    def record(self) -> _types.SimpleNamespace:
+        """An event at this point of the stream (here everything has happened already)."""
+        return _types.SimpleNamespace(synchronize=lambda: None)
+
+    def wait_event(self, event: _Any) -> None:
+        return None
+
     def begin_capture(self, mode: _Any = None) -> None:
         global _tape
         if _tape is not None:
@@ -220,7 +227,8 @@ _Stream.null = _Stream(null=True)
 #: what bprop uses of ``cupy.cuda``: streams that record graphs, and memory pools (the
 #: stand-in's memory is NumPy's, so a pool allocates nothing of its own)
 cuda = _types.SimpleNamespace(
-    Stream=_Stream, MemoryPool=lambda: _types.SimpleNamespace(malloc=None),
+    Stream=_Stream, get_current_stream=lambda: _Stream.null,
+    MemoryPool=lambda: _types.SimpleNamespace(malloc=None),
     using_allocator=lambda allocator=None: _contextlib.nullcontext(),
     Device=lambda index=0: _contextlib.nullcontext())
 

@@ -76,7 +76,7 @@ def mlp(
         ``(sizes[l-1], sizes[l])`` and ``b`` of shape ``(sizes[l],)``. Nothing is drawn from
         the model's generator for them (its stream still starts at ``seed`` for Dropout and
         shuffling). Give ``init`` or ``weights``, not both.
-    device : {"cpu", "cuda", "cuda:N", "auto"}
+    device : {"cpu", "cuda", "auto"}
         Where the model lives (see :class:`Sequential`).
 
     Returns

@@ -65,7 +65,7 @@ class Sequential:
         Draw the weights of the layers whose weights are not set yet (the default). False
         leaves them at zero and takes them as set, drawing nothing: for a model whose weights
         are loaded next (:meth:`load_state_dict`, as :func:`bprop.load` does).
-    device : {"cpu", "cuda", "cuda:N", "auto"}
+    device : {"cpu", "cuda", "auto"}
         Where the parameters, their gradients, the optimizer's state and the computation
         live: the CPU (NumPy) or an NVIDIA GPU (CuPy, ``pip install "bprop[gpu]"``); see
         :meth:`to`. The weights are drawn on the CPU from the seeded generator and then
@@ -137,7 +137,7 @@ class Sequential:
             pack(parameters, self.dtype, xp=self.device.xp)
 
     def to(self, device) -> Sequential:
-        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``), in
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"`` or ``"auto"``), in
         place, and return it, as PyTorch's ``module.to`` does.
 
         The parameters move in one copy of the model's buffer, the running statistics with

@@ -48,7 +48,7 @@ import numpy as np
 
 from .._checks import all_finite, check_positive_float, check_positive_int, finite_flag
 from ..backend import graphs
-from ..backend.devices import array_module, to_numpy
+from ..backend.devices import array_module, is_cupy, to_numpy
 from ..optim.optimizers import Optimizer, _clip_device_norm, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from .history import History, TrainingDivergedError
@@ -161,7 +161,8 @@ class TrainingStep:
             return self._step(X_batch, y_batch)
         X_batch, y_batch = self._place(X_batch, y_batch, always=True)
         self._start_device_epoch()
-        out, value, penalty = self._device_step(X_batch, y_batch)
+        out, value, penalty = self._device_step(X_batch, y_batch,
+                                                self.loss.reduction == "mean")
         self._finish_device_epoch()
         return StepResult(out, float(value), float(penalty))
 
@@ -284,12 +285,12 @@ class TrainingStep:
         outputs, start = [], 0
         stream = self._graph_stream() if resident else None
         if stream is not None:
-            # (the graphs' stream does not wait for the default one, where the data came over)
-            xp.cuda.Stream.null.synchronize()
+            # (the graphs' stream waits for the one the data and flags were queued on)
+            stream.wait_event(xp.cuda.get_current_stream().record())
         sent = None if resident else _BatchSender(X, y, batches, xp)
         with contextlib.nullcontext() if stream is None else stream:
             for rows in batches:
-                count = len(range(len(X))[rows]) if isinstance(rows, slice) else len(rows)
+                count = _count(rows, len(X))
                 if sent is not None:  # (too large for the device: this batch goes over now)
                     X_batch, y_batch = sent.next()
                 elif order is None:
@@ -308,7 +309,7 @@ class TrainingStep:
             total = self._finish_device_epoch()
         return EpochResult(total / len(X) if mean else total + 0.0, outputs)
 
-    def _device_step(self, X_batch, y_batch, mean: bool = True):
+    def _device_step(self, X_batch, y_batch, mean: bool):
         """:meth:`_step` on a device: ``(out, loss, penalty)`` as device arrays, the step's
         tests folded into the epoch's flags and the step undone by masked copies where they
         say it failed (see the module's docstring); the batch's loss is added to the epoch's
@@ -359,12 +360,12 @@ class TrainingStep:
         return out, value, penalty
 
     def _graph_stream(self):
-        """The stream a recorded step runs on, or None where steps are not recorded: on the
-        CPU stand-in, with CuPy too old to record, with Dropout (a recorded step would draw
-        the same masks at every replay), or after a recording failed."""
+        """The stream a recorded step runs on, or None where steps are not recorded: with a
+        CuPy too old to record, with Dropout (a recorded step would draw the same masks at
+        every replay), or after a recording failed. (The CPU stand-in records, as CuPy.)"""
         if not graphs.recording_possible(self.xp) or getattr(self, "_no_graphs", False):
             return None
-        if any(isinstance(layer, Dropout) for layer in self.model.layers):
+        if any(isinstance(layer, Dropout) and layer.p for layer in self.model.layers):
             return None
         stream = getattr(self, "_stream", None)
         if stream is None:
@@ -482,38 +483,40 @@ class _Recorded(NamedTuple):
 
 class _BatchSender:
     """The mini-batches of data too large for the device, sent over one at a time. With CuPy
-    each batch is gathered into page-locked host memory and copied on a stream of its own
-    while the step before it computes (two buffers, used in turn); elsewhere (the stand-in)
-    it is simply copied when it is needed."""
+    each batch is gathered into page-locked host memory and copied, on a stream of its own,
+    into one of two device arrays used in turn, while the step before it computes; a copy
+    into a device array waits until the step that read it last is done. Elsewhere (the
+    stand-in) a batch is simply copied when it is needed."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, batches: list, xp) -> None:
         self.X, self.y, self.batches, self.xp = X, y, list(batches), xp
         self.position = 0
-        self.pinned = getattr(xp, "__name__", "") == "cupy"
+        self.pinned = is_cupy(xp)
         if self.pinned:
             import cupyx
 
-            rows = max(len(range(len(X))[b]) if isinstance(b, slice) else len(b)
-                       for b in self.batches)
-            self.host = [(cupyx.empty_pinned((rows, *X.shape[1:]), X.dtype),
-                          cupyx.empty_pinned((rows, *y.shape[1:]), y.dtype)) for _ in range(2)]
+            rows = max(_count(b, len(X)) for b in self.batches)
+            shapes = ((rows, *X.shape[1:]), X.dtype), ((rows, *y.shape[1:]), y.dtype)
+            self.host = [[cupyx.empty_pinned(*shape) for shape in shapes] for _ in range(2)]
+            self.device = [[xp.empty(*shape) for shape in shapes] for _ in range(2)]
             self.copies = xp.cuda.Stream(non_blocking=True)
-            self.ready: list = [None, None]
-            self._send(0)
+            self.copied: list = [None, None]  # each slot's copy, as an event
+            self._send(0, after=None)
 
-    def _send(self, index: int) -> None:
-        """Start copying batch ``index`` to the device (CuPy only)."""
+    def _send(self, index: int, after) -> None:
+        """Start copying batch ``index`` to the device (CuPy only), once the compute stream
+        has passed the event ``after`` (the end of the last step that read that slot)."""
         if index >= len(self.batches):
             return
         rows, slot = self.batches[index], index % 2
-        X_host, y_host = self.host[slot]
-        count = len(range(len(self.X))[rows]) if isinstance(rows, slice) else len(rows)
-        X_host[:count], y_host[:count] = self.X[rows], self.y[rows]
-        with self.copies:
-            X_dev = self.xp.asarray(X_host[:count])
-            y_dev = self.xp.asarray(y_host[:count])
-            event = self.copies.record()
-        self.ready[slot] = (X_dev, y_dev, event)
+        count = _count(rows, len(self.X))
+        for host, device, data in zip(self.host[slot], self.device[slot], (self.X, self.y),
+                                      strict=True):
+            host[:count] = data[rows]  # (the slot's last copy is done: see next)
+            if after is not None:
+                self.copies.wait_event(after)
+            device[:count].set(host[:count], stream=self.copies)
+        self.copied[slot] = self.copies.record()
 
     def next(self):
         """The next batch on the device (and, with CuPy, the one after it on its way)."""
@@ -522,11 +525,20 @@ class _BatchSender:
         if not self.pinned:
             rows = self.batches[index]
             return self.xp.asarray(self.X[rows]), self.xp.asarray(self.y[rows])
-        X_dev, y_dev, event = self.ready[index % 2]
-        self.xp.cuda.get_current_stream().wait_event(event)
-        event.synchronize()  # (the pinned buffer of this slot is free to refill)
-        self._send(index + 1)
-        return X_dev, y_dev
+        slot, count = index % 2, _count(self.batches[index], len(self.X))
+        compute = self.xp.cuda.get_current_stream()
+        compute.wait_event(self.copied[slot])
+        self.copied[slot].synchronize()  # (its page-locked buffers may be refilled after)
+        # The other slot was read by the step before this one, queued already: the copy
+        # into it waits for that step.
+        self._send(index + 1, after=compute.record())
+        X_dev, y_dev = self.device[slot]
+        return X_dev[:count], y_dev[:count]
+
+
+def _count(rows, n_samples: int) -> int:
+    """How many samples ``rows`` (a slice or an array of indices) picks of ``n_samples``."""
+    return len(range(n_samples)[rows]) if isinstance(rows, slice) else len(rows)
 
 
 #: why a step failed, by the number a device step records
