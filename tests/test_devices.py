@@ -557,3 +557,62 @@ def test_a_step_is_recorded_again_when_its_arrays_or_settings_change(gpu, change
     assert dev_state["step"] == cpu_state["step"]
     for name, array in cpu_state["arrays"].items():
         assert relative_difference(array, dev_state["arrays"][name]) <= 1e-10
+
+
+def test_weights_from_a_device_array_go_where_the_layer_is(gpu):
+    W, b = gpu.asarray(np.arange(6.0).reshape(2, 3)), gpu.asarray(np.ones(3))
+    layer = bp.Dense.from_weights(W, bias=b)
+    np.testing.assert_array_equal(layer.weight, np.arange(6.0).reshape(2, 3))
+    model = bp.mlp([2, 3], seed=0, dtype="float64", weights=[(W, b)], device="cuda")
+    np.testing.assert_array_equal(host(model.layers[0].weight), host(W))
+    model.layers[0].weight = gpu.asarray(np.zeros((2, 3)))
+    assert float(abs(model.layers[0].weight).sum()) == 0.0
+    on_cpu = bp.mlp([2, 3], seed=0, dtype="float64")
+    on_cpu.layers[0].weight = W  # a device array into host memory
+    np.testing.assert_array_equal(on_cpu.layers[0].weight, host(W))
+    np.testing.assert_array_equal(bp.Parameter(b).value, np.ones(3))
+
+
+def test_redrawing_weights_on_the_device_draws_what_the_cpu_draws(gpu):
+    models = [bp.mlp([4, 5, 2], seed=0, device=device) for device in ("cpu", "cuda")]
+    for model in models:
+        model.layers[0].reset_parameters(np.random.default_rng(7))
+    np.testing.assert_array_equal(models[0].layers[0].weight, host(models[1].layers[0].weight))
+
+
+def test_a_copy_in_another_precision_keeps_dropout_on_the_device(gpu):
+    X, rng = data(dtype="float32")
+    loss, y = targets("labels", X, rng)
+    model = bp.Sequential([bp.Dense(4, 8), bp.ReLU(), bp.Dropout(0.3), bp.Dense(8, 3)], seed=0,
+                          device="cuda")
+    copy64 = model.astype("float64")
+    assert isinstance(copy64.layers[2].rng, gpu.random.Generator)
+    copy64.fit(X.astype(np.float64), y, loss=loss, optimizer=bp.SGD(lr=0.1), epochs=1)
+
+
+def test_inference_on_the_device_goes_in_slices(gpu, monkeypatch):
+    from bprop.nn import model as model_module
+
+    X, rng = data(n=300, dtype="float32")
+    model = bp.Sequential(LAYER_STACKS["relu"](), seed=0, device="cuda")
+    whole = host(model._infer(X))  # (300 rows: one slice of the default size)
+    monkeypatch.setattr(model_module, "_DEVICE_SLICE_BYTES", 8 * 4 * 64)  # 64 rows a slice
+    forwards = []
+    real = model._forward
+    monkeypatch.setattr(model, "_forward", lambda x, training: forwards.append(len(x))
+                        or real(x, training))
+    np.testing.assert_allclose(host(model._infer(X)), whole, rtol=1e-6)
+    assert forwards == [64, 64, 64, 64, 44]
+
+
+def test_gradcheck_of_a_loss_takes_device_predictions(gpu):
+    pred = gpu.asarray(np.random.default_rng(0).normal(size=(4, 3)))
+    assert bp.gradcheck(bp.SoftmaxCrossEntropy(), pred, np.array([0, 1, 2, 1])).passed(1e-6)
+
+
+def test_a_torch_tensor_is_still_converted_by_a_layer():
+    torch = pytest.importorskip("torch")
+    layer = bp.Dense.from_weights(np.eye(2), bias=np.zeros(2))
+    out = layer.forward(torch.ones(3, 2, dtype=torch.float64))
+    assert type(out) is np.ndarray and out.tolist() == [[1.0, 1.0]] * 3
+    assert bp.MSE().forward(torch.zeros(2, 1, dtype=torch.float64), np.zeros(2)) == 0.0

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from ..backend.devices import get_device
+from ..backend.devices import get_device, to_numpy
 from ..nn.builder import mlp
 from ..nn.layers import ACTIVATIONS, INITS, Dense
 from ..nn.model import Sequential
@@ -328,7 +328,7 @@ def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Pa
             labels=data.preprocessing.get("classes")))
     if data.image_side:
         first = next(layer for layer in model.layers if isinstance(layer, Dense))
-        paths.append(plotting.plot_first_layer(first.weight, data.image_side,
+        paths.append(plotting.plot_first_layer(to_numpy(first.weight), data.image_side,
                                                out / "first_layer.png"))
     return paths
 

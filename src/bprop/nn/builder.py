@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._checks import check_choice
+from ..backend.devices import to_numpy
 from .layers import ACTIVATIONS, INITS, BatchNorm, Dense, Dropout, Layer
 from .layers import activation as activation_layer
 from .model import Sequential
@@ -175,7 +176,7 @@ def _check_weights(weights, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarr
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ValueError(f"weights[{index}] must be a pair (W, b), got {pair!r:.200}")
         n_in, n_out = sizes[index], sizes[index + 1]
-        W, b = np.asarray(pair[0]), np.asarray(pair[1])
+        W, b = np.asarray(to_numpy(pair[0])), np.asarray(to_numpy(pair[1]))
         for name, array, shape in (("W", W, (n_in, n_out)), ("b", b, (n_out,))):
             if array.shape != shape:
                 raise ValueError(f"weights[{index}]: {name} has shape {array.shape}; the Dense "

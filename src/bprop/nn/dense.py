@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_float_dtype, check_choice, check_positive_int
+from ..backend.devices import to_numpy
 from .init import INITS, draw_weights
 from .layer import Layer
 from .parameter import Parameter
@@ -68,7 +69,7 @@ class Dense(Layer):
     def from_weights(cls, weight, bias=None) -> Dense:
         """A Dense layer holding the given ``weight`` (n_in, n_out) and optional ``bias``
         (copied, in ``weight``'s floating-point dtype, else float64; nothing is drawn)."""
-        weight = np.asarray(weight)
+        weight = np.asarray(to_numpy(weight))  # (from a GPU too: the layer starts on the host)
         if weight.ndim != 2:
             raise ValueError(f"weight must be 2-D (n_in, n_out), got shape {weight.shape}")
         layer = cls(weight.shape[0], weight.shape[1], bias=bias is not None)
@@ -87,7 +88,8 @@ class Dense(Layer):
 
     @weight.setter
     def weight(self, value) -> None:
-        weight, value = self.params["weight"], np.asarray(value)
+        weight, value = self.params["weight"], to_numpy(value)
+        value = np.asarray(value)  # (copied into the weight's memory, on whichever device)
         if weight._home is None and weight._value is None and value.dtype.kind == "f":
             # A layer not in a model yet, whose dtype is still open: take the array's float
             # type, so that a float32 weight costs no float64 copy before the model casts it.

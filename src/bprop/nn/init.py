@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..backend.devices import array_module
+
 INITS = ("he", "xavier", "lecun", "normal", "uniform", "zeros")
 
 #: about this many weights are drawn (in float64) per block
@@ -47,7 +49,9 @@ def draw_weights(weight: np.ndarray, scheme: str, rng: np.random.Generator) -> N
     rows = max(1, _BLOCK // max(n_out, 1))
     for start in range(0, n_in, rows):
         stop = min(start + rows, n_in)
-        weight[start:stop] = draw((stop - start, n_out))  # drawn in float64, cast on assignment
+        block = draw((stop - start, n_out))  # drawn in float64, cast on assignment
+        weight[start:stop] = block if type(weight) is np.ndarray else array_module(
+            weight).asarray(block, dtype=weight.dtype)  # (on the host, then to the device)
 
 
 def _distribution(scheme: str, n_in: int, n_out: int, rng: np.random.Generator

@@ -44,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, as_float_dtype
+from ..backend.devices import on_device
 from .overrides import InnerPass, through_public
 from .parameter import Parameter
 
@@ -117,7 +118,7 @@ class Layer:
     # -- the checks --------------------------------------------------------------------------
     def _check_input(self, x, training: bool) -> np.ndarray:
         """``x`` as a 2-D floating-point array this layer can take, or a clear error."""
-        if not hasattr(x, "dtype") or x.dtype.kind != "f":
+        if not (type(x) is np.ndarray or on_device(x)) or x.dtype.kind != "f":
             x = as_array(x, "x")
             if x.dtype.kind != "f":
                 x = x.astype(np.float64)

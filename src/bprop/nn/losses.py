@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, check_choice, check_finite
-from ..backend.devices import array_module, scalar
+from ..backend.devices import array_module, on_device, scalar
 from ..backend.kernels import compiled
 from .overrides import InnerPass, through_public
 
@@ -98,7 +98,7 @@ class Loss:
 
 
 def _check_pred(pred) -> np.ndarray:
-    if not hasattr(pred, "dtype") or pred.dtype.kind != "f":
+    if not (type(pred) is np.ndarray or on_device(pred)) or pred.dtype.kind != "f":
         pred = as_array(pred, "pred", dtype=np.float64)
     if pred.ndim != 2:
         raise ValueError(f"predictions must be 2-D (m, n_outputs), got shape {pred.shape}")

@@ -44,6 +44,8 @@ from .step import TrainingStep
 
 #: inference runs over slices of rows whose widest activation takes about this many bytes
 _INFERENCE_SLICE_BYTES = 2**20
+#: the same on a GPU, where slices only bound the memory (they gain no cache)
+_DEVICE_SLICE_BYTES = 2**26
 
 
 class Sequential:
@@ -163,12 +165,19 @@ class Sequential:
                     layer.buffers[name] = (np.array(to_numpy(buffer)) if xp is np
                                            else xp.array(xp.asarray(buffer)))
                 _drop_cached_arrays(layer)
-                if getattr(layer, "rng", None) is not None:
-                    seed = int(layer.rng.integers(2**63 - 1))
-                    layer.rng = (np.random.default_rng(seed) if xp is np
-                                 else xp.random.default_rng(seed))
+            self._generators_onto(xp)
         self.device = target
         return self
+
+    def _generators_onto(self, xp) -> None:
+        """Give each layer that draws at run time (Dropout) a generator of ``xp``'s device,
+        seeded from the one it has (unless it has one of that device already)."""
+        for layer in self.layers:
+            rng = getattr(layer, "rng", None)
+            if rng is None or (xp is np) == isinstance(rng, np.random.Generator):
+                continue
+            seed = int(rng.integers(2**63 - 1))
+            layer.rng = np.random.default_rng(seed) if xp is np else xp.random.default_rng(seed)
 
     # -- the two passes ----------------------------------------------------------------------
     def forward(self, x, training: bool | None = None) -> np.ndarray:
@@ -201,24 +210,23 @@ class Sequential:
         each slice is first checked for NaN and infinity, while it is in the cache anyway,
         instead of in a pass of its own over all of ``X``.
         """
-        if not self.device.is_cpu:
-            # A GPU gains nothing from cache-sized slices: the data go over once, whole.
-            X = self._on_own_device(X)
-            if check_as is not None and not all_finite(X):
-                check_finite(to_numpy(X), check_as)
-            return self._forward(X, training=False)
+        # On a GPU, cache-sized slices gain nothing, but slices still bound the memory the
+        # activations take: slices of about 64 MB there, each copied over when X is on the host.
+        on_gpu = not self.device.is_cpu
         widest = max([1, *(layer.n_outputs or 0 for layer in self.layers)])
-        rows = max(64, _INFERENCE_SLICE_BYTES // (widest * X.dtype.itemsize))
+        budget = _DEVICE_SLICE_BYTES if on_gpu else _INFERENCE_SLICE_BYTES
+        rows = max(64, budget // (widest * X.dtype.itemsize))
         out = None
         for start in range(0, max(len(X), 1), rows):
-            part = X[start:start + rows]
+            part = self._on_own_device(X[start:start + rows])
             if check_as is not None and not all_finite(part):
-                check_finite(X, check_as)  # raises, naming the first bad value
+                check_finite(to_numpy(X), check_as)  # raises, naming the first bad value
             part_out = self._forward(part, training=False)
             if len(X) <= rows:
                 return part_out
             if out is None:
-                out = np.empty((len(X), *part_out.shape[1:]), dtype=part_out.dtype)
+                out = array_module(part_out).empty((len(X), *part_out.shape[1:]),
+                                                   dtype=part_out.dtype)
             out[start:start + rows] = part_out
         return out
 
@@ -316,6 +324,7 @@ class Sequential:
         clone._pack()
         for layer in clone.layers:
             layer.build(clone.rng, clone.dtype)
+        clone._generators_onto(clone.device.xp)  # (build gave Dropout the model's host one)
         return clone
 
     def summary(self) -> str:
@@ -661,7 +670,9 @@ class Sequential:
 
 def _drop_cached_arrays(layer: Layer) -> None:
     """Forget what ``layer`` kept from its last passes (inputs, outputs, masks, ReLU's zeros):
-    arrays of the device it leaves."""
+    arrays of the device it leaves, which the next forward pass makes anew. (A layer that keeps
+    arrays of its own between passes, beyond its parameters and buffers, keeps them as
+    buffers, which move.)"""
     for name, value in list(vars(layer).items()):
         if name.startswith("_") and (on_device(value) or isinstance(value, np.ndarray)):
             setattr(layer, name, None)

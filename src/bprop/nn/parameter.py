@@ -78,7 +78,7 @@ class Parameter:
                  "_fill_pending", "__weakref__")
 
     def __init__(self, value, *, decay: bool = True):
-        array = np.array(value, copy=True)
+        array = np.array(to_numpy(value), copy=True)  # (a new parameter lives on the host)
         if array.dtype.kind != "f":
             array = array.astype(np.float64)
         self._setup(array.shape, array.dtype, decay)

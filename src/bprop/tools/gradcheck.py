@@ -164,7 +164,7 @@ def _check_layer(layer: Layer, x, *, step, seed, check_input, training) -> Gradc
 
 def _check_loss(loss: Loss, pred, target, *, step) -> GradcheckReport:
     loss = copy.deepcopy(loss)
-    pred = np.array(pred, dtype=np.float64)
+    pred, target = np.array(to_numpy(pred), dtype=np.float64), to_numpy(target)
 
     def objective() -> float:
         return loss.forward(pred, target)
