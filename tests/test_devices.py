@@ -12,9 +12,10 @@ import types
 
 import numpy as np
 import pytest
+import standin_kernels
 
 import bprop as bp
-from bprop.backend import cuda_kernels, devices
+from bprop.backend import cuda_kernels, devices, kernels, standin
 from bprop.backend.devices import DeviceUnavailableError, get_device, stand_in_for_cuda
 from bprop.cli import main
 from bprop.nn import step as step_module
@@ -22,10 +23,21 @@ from bprop.nn import step as step_module
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}  # the issue's bound for 20 steps
 
 
-@pytest.fixture(params=["stand-in", pytest.param("cupy", marks=pytest.mark.gpu)])
-def gpu(request):
-    """The array module of ``"cuda"`` while a test runs: the stand-in, and real CuPy where an
-    NVIDIA GPU is present (the same test, then on the GPU)."""
+@pytest.fixture(params=["stand-in", "stand-in, GPU kernels",
+                        pytest.param("cupy", marks=pytest.mark.gpu)])
+def gpu(request, monkeypatch):
+    """The array module of ``"cuda"`` while a test runs: the stand-in, once with the GPU's
+    kernels modelled in it (``standin_kernels``), so that the code calling them runs too, and
+    real CuPy where an NVIDIA GPU is present (the same test, then on the GPU)."""
+    if request.param == "stand-in, GPU kernels":
+        real = kernels.compiled
+
+        def compiled(name, *arrays):
+            if isinstance(arrays[0], standin.ndarray):
+                return getattr(standin_kernels, name, None)
+            return real(name, *arrays)
+
+        monkeypatch.setattr(kernels, "compiled", compiled)
     if request.param == "cupy":
         if not cuda_kernels.available():
             pytest.skip("the GPU variant needs CuPy and an NVIDIA GPU (CuPy is not installed, "

@@ -551,3 +551,14 @@ def test_a_transfer_while_recording_is_refused():
     finally:
         stream.end_capture()
     assert float(x.sum()) == 2.0
+
+
+def test_a_numpy_scalar_on_the_left_is_recorded_too():
+    x, y = xp.ones(2), xp.zeros(2)
+    stream = xp.cuda.Stream()
+    stream.begin_capture()
+    y += np.float64(2.0) * x  # (NumPy hands this to the stand-in's __array_ufunc__)
+    graph = stream.end_capture()
+    x[...] = 5.0
+    graph.launch()
+    assert y.get().tolist() == [10.0, 10.0]

@@ -307,7 +307,8 @@ class ndarray:  # (named as cupy.ndarray is, for isinstance(x, xp.ndarray))
             # a NumPy scalar's operator (np.float32(2) * x, np.float32(2) < x) arrives here as
             # np.multiply(scalar, x) or np.less(scalar as a 0-d array, x): compute it on the
             # device, as CuPy does (so an explicit np.multiply(np.float32(2), x) passes too)
-            return _wrap(ufunc(other[()], self._data), {})
+            scalar, data = other[()], self._data
+            return _recorded(lambda: ufunc(scalar, data))
         name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
         raise TypeError(f"numpy.{name} was called on a stand-in device array; "
                         f"compute through the array module (xp.{name})")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_choice, check_positive_float
+from ..backend import kernels
 from ..backend.devices import array_module
-from ..backend.kernels import compiled
 from .layer import Layer
 
 
@@ -115,7 +115,7 @@ class ReLU(Activation):
 
 def _times_slope(grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``grad_out * (out > 0)``: ReLU's slope is 1 where the unit fired, else 0."""
-    kernel = compiled("relu_backward", grad_out, out)
+    kernel = kernels.compiled("relu_backward", grad_out, out)
     if kernel is None:
         # The 0/1 mask product is several times faster than np.where on large arrays.
         return grad_out * (out > 0)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, check_choice, check_finite
+from ..backend import kernels
 from ..backend.devices import array_module, on_device, scalar
-from ..backend.kernels import compiled
 from .overrides import InnerPass, through_public
 
 REDUCTIONS = ("mean", "sum")
@@ -236,7 +236,7 @@ class SoftmaxCrossEntropy(Loss):
     def _forward(self, logits: np.ndarray, target: np.ndarray) -> float:
         n_samples, xp = len(logits), array_module(logits)
         scale = self._scale(n_samples)
-        kernel = None if target.ndim != 1 else compiled("softmax_cross_entropy", logits)
+        kernel = None if target.ndim != 1 else kernels.compiled("softmax_cross_entropy", logits)
         if kernel is not None:  # (on a GPU: the lines below in one pass, see cuda_kernels)
             self._grad = xp.empty_like(logits)
             return kernel(logits, target, scale, self._grad)

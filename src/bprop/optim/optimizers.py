@@ -32,7 +32,7 @@ import numpy as np
 
 from .._checks import all_finite, check_choice, check_positive_float, finite_flag
 from ..backend import kernels as _kernels
-from ..backend.devices import array_module, is_cupy, to_numpy
+from ..backend.devices import array_module, to_numpy
 from ..nn.parameter import Parameter, flat_views
 
 #: how often (in steps) an optimizer sets subnormal values in its state to zero; see
@@ -619,7 +619,7 @@ class Adam(Optimizer):
         new_moments = (None, None) if not guarded else (
             self._new_state(state, "exp_avg", values),
             self._new_state(state, "exp_avg_sq", values))
-        if is_cupy(values):
+        if type(values) is not np.ndarray:  # (on any device, from its own step count)
             step_size, bias_correction2_sqrt = self._device_bias_corrections(state, values)
         else:
             step_size, bias_correction2_sqrt = self._bias_corrections(state["step"])
