@@ -562,3 +562,16 @@ def test_a_numpy_scalar_on_the_left_is_recorded_too():
     x[...] = 5.0
     graph.launch()
     assert y.get().tolist() == [10.0, 10.0]
+
+
+def test_operations_sized_by_values_are_refused_while_recording():
+    x = xp.asarray(np.array([1.0, -1.0, 2.0]))
+    stream = xp.cuda.Stream()
+    stream.begin_capture()
+    try:
+        for attempt in (lambda: x[x > 0], lambda: x.nonzero(), lambda: xp.flatnonzero(x)):
+            with pytest.raises(RuntimeError, match="while a CUDA graph is being recorded"):
+                attempt()
+    finally:
+        stream.end_capture()
+    assert x[x > 0].get().tolist() == [1.0, 2.0]  # (outside a recording, as NumPy)

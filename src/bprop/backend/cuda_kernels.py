@@ -12,8 +12,7 @@ is thirteen launches per step. Each kernel here does one whole piece of the step
   one-byte fill. (The test is a flag in device memory that the update clears where it meets a
   NaN or an infinity, not a ``ReductionKernel``: CuPy reduces three arrays to one value in a
   single thread block, slower than the update itself on a large buffer, and one array, with
-  its CUB accelerator, in two launches through a temporary buffer that a replayed graph would
-  write after it is freed.)
+  its CUB accelerator, in two launches through a temporary buffer of its own.)
 - :func:`adam_scalars`: the bias corrections ``lr / (1 - beta1**t)`` and
   ``sqrt(1 - beta2**t)`` computed on the device from a step count in device memory, so that a
   captured CUDA graph can replay every step without the host.

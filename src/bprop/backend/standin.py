@@ -433,6 +433,8 @@ def _key(key: _Any) -> _Any:
     """NumPy's view of an index: stand-in arrays unwrapped; host arrays and lists refused (CuPy
     would copy them to the device behind the caller's back)."""
     if isinstance(key, ndarray):
+        if key.dtype == bool:  # (the result's size depends on the values: CuPy reads them)
+            _refuse_while_recording("indexing with a boolean mask")
         return key._data
     if isinstance(key, tuple):
         return tuple(_key(item) for item in key)
@@ -441,8 +443,14 @@ def _key(key: _Any) -> _Any:
     return key
 
 
+#: what sizes its result by the values, so that CuPy waits for them: not in a CUDA graph
+_SIZED_BY_VALUES = frozenset({"nonzero", "argwhere", "flatnonzero", "unique", "extract"})
+
+
 def _method(name: str) -> _Callable:
     def method(self: ndarray, *args: _Any, **kwargs: _Any) -> _Any:
+        if name in _SIZED_BY_VALUES:
+            _refuse_while_recording(f"{name}()")
         return _call(getattr(self._data, name), args, kwargs, {id(self._data): self})
 
     method.__name__ = method.__qualname__ = name
@@ -570,6 +578,10 @@ def __getattr__(name: str) -> _Any:
         if name.startswith("__") or not hasattr(np, name):
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         attr = getattr(np, name)
+        if name in _SIZED_BY_VALUES:
+            attr = _functools.wraps(attr)(
+                lambda *a, _f=attr, _n=name, **k: (_refuse_while_recording(f"{_n}()"),
+                                                   _f(*a, **k))[1])
         if name in _DEVICE_BOOLS:
             attr = _functools.wraps(attr)(lambda *a, _f=attr, **k: np.asarray(_f(*a, **k)))
         _cache[name] = _device(attr, name)

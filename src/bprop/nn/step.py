@@ -48,7 +48,7 @@ import numpy as np
 
 from .._checks import all_finite, check_positive_float, check_positive_int, finite_flag
 from ..backend import graphs
-from ..backend.devices import array_module, is_cupy, to_numpy
+from ..backend.devices import Device, array_module, is_cupy, to_numpy
 from ..optim.optimizers import Optimizer, _clip_device_norm, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from .history import History, TrainingDivergedError
@@ -63,7 +63,7 @@ class Network(Protocol):
     layers: list
     rng: np.random.Generator
     loss: Loss | None
-    device: object  # a bprop.backend.devices.Device
+    device: Device
 
     def parameters(self) -> list[Parameter]: ...
     def zero_grad(self) -> None: ...
