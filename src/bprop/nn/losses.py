@@ -236,7 +236,8 @@ class SoftmaxCrossEntropy(Loss):
     def _forward(self, logits: np.ndarray, target: np.ndarray) -> float:
         n_samples, xp = len(logits), array_module(logits)
         scale = self._scale(n_samples)
-        kernel = None if target.ndim != 1 else kernels.compiled("softmax_cross_entropy", logits)
+        kernel = (None if target.ndim != 1 or type(logits) is np.ndarray  # (a GPU kernel only)
+                  else kernels.compiled("softmax_cross_entropy", logits))
         if kernel is not None:  # (on a GPU: the lines below in one pass, see cuda_kernels)
             self._grad = xp.empty_like(logits)
             return kernel(logits, target, scale, self._grad)
