@@ -65,3 +65,7 @@ def softmax_cross_entropy(logits, labels, scale, grad):
     grad[rows, labels] -= 1
     grad *= _scalar(scale, logits.dtype)
     return loss.astype(logits.dtype)
+
+
+def restore_where(failed, backup, array):
+    xp.copyto(array, backup, where=failed)

@@ -335,3 +335,13 @@ def test_softmax_cross_entropy_labels_and_layouts(cp, label_dtype):
     # logits that are not C-contiguous (a Fortran-ordered copy) give the same
     check_softmax_cross_entropy(cp, logits, labels,
                                 device_logits=cp.asfortranarray(cp.asarray(logits)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_restore_where_copies_only_when_the_step_failed(cp, dtype):
+    backup = np.arange(7, dtype=dtype)
+    for failed in (False, True):
+        array = cp.full(7, -1.0, dtype=dtype)
+        cuda_kernels.restore_where(cp.asarray(failed), cp.asarray(backup), array)
+        np.testing.assert_array_equal(array.get(), backup if failed else np.full(7, -1.0))

@@ -58,6 +58,7 @@ __all__ = [
     "available",
     "flush_subnormals",
     "relu_backward",
+    "restore_where",
     "softmax_cross_entropy",
 ]
 
@@ -335,6 +336,27 @@ def flush_subnormals(array: cupy.ndarray) -> None:
     ``numpy.finfo(dtype).tiny``) to zero, keeping their sign, in place."""
     _check_arrays("flush_subnormals", "the array", array)
     _flush_subnormals_kernel()(float(np.finfo(array.dtype).tiny), array)
+
+
+@functools.cache
+def _restore_where_kernel():
+    # A raw backup is read only where the body reads it: when the step was kept, each thread
+    # reads the one-byte flag and writes nothing, where copyto(where=) reads and writes all.
+    return _cupy().ElementwiseKernel(
+        "raw bool failed, raw T backup", "T array", "if (failed[0]) array = backup[i];",
+        name="bprop_restore_where", options=_OPTIONS)
+
+
+def restore_where(failed: cupy.ndarray, backup: cupy.ndarray, array: cupy.ndarray) -> None:
+    """``array[...] = backup`` if the 0-d bool device flag ``failed`` is true, else nothing:
+    how a training step on the GPU undoes itself without reading the flag on the host.
+
+    ``backup`` and ``array`` are C-contiguous, of one shape and dtype (float32 or float64).
+    """
+    _check_arrays("restore_where", "array", array, backup=backup)
+    if not (array.flags.c_contiguous and backup.flags.c_contiguous):
+        raise ValueError("restore_where: array and backup must be C-contiguous")
+    _restore_where_kernel()(failed, backup, array)
 
 
 # -- softmax cross-entropy --------------------------------------------------------------------

@@ -61,7 +61,7 @@ class Device:
 
     def __init__(self, kind: str, index: int, xp: ModuleType):
         self.kind, self.index, self.xp = kind, index, xp
-        self._gpu = None  # CuPy's device object while this one is entered
+        self._entered: list = []  # CuPy's device contexts, one per enclosing `with`
 
     @property
     def name(self) -> str:
@@ -84,14 +84,14 @@ class Device:
     def __enter__(self) -> Device:
         # Arrays made inside land on this GPU (CuPy's current device).
         if self.kind == "cuda" and self.xp.__name__ == "cupy":
-            self._gpu = self.xp.cuda.Device(self.index)
-            self._gpu.__enter__()
+            gpu = self.xp.cuda.Device(self.index)
+            gpu.__enter__()
+            self._entered.append(gpu)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._gpu is not None:
-            self._gpu, gpu = None, self._gpu
-            gpu.__exit__(*exc)
+        if self._entered:
+            self._entered.pop().__exit__(*exc)
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):

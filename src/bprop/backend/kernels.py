@@ -27,7 +27,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .devices import is_cupy
+from .devices import array_module, is_cupy
 
 #: the version of the extension's functions that this code expects (``_fused.API_VERSION``);
 #: an editable install keeps an old build until it is rebuilt
@@ -71,6 +71,17 @@ def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
                 or not array.flags.c_contiguous):
             return None
     return getattr(module, name, None)  # (None for a kernel only the GPU has)
+
+
+def restore_where(failed, backup, array) -> None:
+    """``array[...] = backup`` where the 0-d device flag ``failed`` is true: a device step's
+    undo, which never reads the flag on the host. The GPU kernel reads ``backup`` only when
+    the step failed; elsewhere (the stand-in) it is ``copyto(where=)``."""
+    kernel = compiled("restore_where", array)
+    if kernel is not None:
+        kernel(failed, backup, array)
+    else:
+        array_module(array).copyto(array, backup, where=failed)
 
 
 def _cuda_kernel(name: str) -> Callable | None:

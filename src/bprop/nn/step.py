@@ -47,7 +47,7 @@ from typing import NamedTuple, NoReturn, Protocol
 import numpy as np
 
 from .._checks import all_finite, check_positive_float, check_positive_int, finite_flag
-from ..backend import graphs
+from ..backend import graphs, kernels
 from ..backend.devices import Device, array_module, is_cupy, to_numpy
 from ..optim.optimizers import Optimizer, _clip_device_norm, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
@@ -346,9 +346,11 @@ class TrainingStep:
             if self.clip_norm is not None:
                 _clip_device_norm(grads, self.clip_norm)
             kept = self.optimizer.guarded_step(parameters, self._values_before, kept)
-            xp.copyto(values, self._values_before, where=~kept)
+        failed = ~kept
+        if parameters:
+            kernels.restore_where(failed, self._values_before, values)
         for buffer, saved in zip(self._buffers, saved_buffers, strict=True):
-            xp.copyto(buffer, saved, where=~kept)
+            kernels.restore_where(failed, saved, buffer)
         # The reason of the first failure: the first test that failed, else the update.
         reason = xp.where(~loss_finite, 1, xp.where(~stats_finite, 2,
                                                     xp.where(~grads_finite, 3, 4)))

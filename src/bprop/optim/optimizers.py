@@ -213,7 +213,7 @@ class Optimizer:
             if name not in kept[1]:
                 xp.copyto(array, xp.zeros((), array.dtype), where=failed)
             else:
-                xp.copyto(array, kept[1][name], where=failed)
+                _kernels.restore_where(failed, kept[1][name], array)
         if "device_step" in state:
             state["device_step"] -= failed.astype(state["device_step"].dtype)
         return kept_flag
