@@ -311,7 +311,7 @@ class TrainingStep:
 
     def _device_step(self, X_batch, y_batch, mean: bool):
         """:meth:`_step` on a device: ``(out, loss, penalty)`` as device arrays, the step's
-        tests folded into the epoch's flags and the step undone by masked copies where they
+        tests folded into the epoch's flags and the step undone (restore_where) where they
         say it failed (see the module's docstring); the batch's loss is added to the epoch's
         (averaged over the epoch's samples for a ``mean`` loss, else summed)."""
         # (the stand-in computes with NumPy, which would warn where CuPy is silent)
