@@ -3,17 +3,28 @@
 Where the files are looked for, in order:
 
 1. the ``data_dir`` argument, if given (then only there);
-2. ``$BPROP_DATA/mnist`` or ``$BPROP_DATA/fashion-mnist``;
+2. ``$BPROP_DATA``;
 3. the per-user cache, ``$XDG_CACHE_HOME/bprop/<name>`` (``~/.cache/bprop/<name>`` by default);
 4. for Fashion-MNIST, ``/usr/share/datasets/fashion-mnist`` (Debian's
    ``dataset-fashion-mnist`` package).
+
+A folder that you name, ``data_dir`` or ``$BPROP_DATA``, may be either the folder that holds
+``mnist/`` and ``fashion-mnist/`` or the ``mnist/`` (``fashion-mnist/``) folder itself: its
+subfolder of the dataset's name is looked in first, then the folder itself (unless the folder
+is named after the other dataset, whose files have the same names).
 
 Each file may be gzipped or not. Every file is verified by the SHA-256 of its *decompressed*
 content, so a genuine copy re-compressed by someone else (Debian's Fashion-MNIST is one) is
 accepted, and a damaged one is refused with the name of the file. When the files are nowhere
 and ``download=True``, they are fetched from the public mirrors into the cache (``data_dir``
 if given), verified the same way before anything is written, and written atomically: a partial
-or corrupt download never becomes a cached file.
+or corrupt download never becomes a cached file. With ``data_dir``, they are downloaded into
+``data_dir/<name>`` (or into ``data_dir`` itself if it is named after the dataset), where the
+next search finds them.
+
+No file is read whole before it is checked: a gzipped file is decompressed only up to the
+size of the genuine file plus one byte, so a small file that would unpack to gigabytes is
+refused at once.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ import numpy as np
 
 from .._files import atomic_write
 from .._progress import ProgressBar
-from .idx import IDXError, decompress, parse_idx, read_bytes
+from .idx import IDXError, decompress, out_of_memory, parse_idx, read_bytes
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,9 @@ FASHION_MNIST = Source(
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
 
+#: the datasets whose files have the same names
+SOURCES = (MNIST, FASHION_MNIST)
+
 
 def load_mnist(data_dir=None, *, scale: bool = True, flatten: bool = True,
                download: bool = True, verbose: bool = True):
@@ -118,12 +132,14 @@ def load_fashion_mnist(data_dir=None, *, scale: bool = True, flatten: bool = Tru
 
 def load(source: Source, data_dir=None, *, scale: bool, flatten: bool, download: bool,
          verbose: bool):
-    folders = candidate_folders(source, data_dir)
+    """``(X_train, y_train), (X_test, y_test)`` of ``source``, found or downloaded (see the
+    module docstring); :func:`load_mnist` gives the meaning of the other arguments."""
+    folders = search_folders(source, data_dir)
     found = next((folder for folder in folders if find_files(source, folder)), None)
     if found is None:
         if not download:
             raise FileNotFoundError(missing_message(source, folders, "downloading is off"))
-        found = folders[0] if data_dir is not None else cache_folder(source)
+        found = download_folder(source, data_dir)
         fetch(source, found, folders, verbose)
     paths = find_files(source, found)
     arrays = {role: read_verified(source.files[role], paths[role]) for role in source.files}
@@ -136,22 +152,71 @@ def load(source: Source, data_dir=None, *, scale: bool, flatten: bool, download:
         if flatten:
             images = images.reshape(len(images), -1)
         if scale:
-            images = images.astype(np.float32)
+            try:
+                images = images.astype(np.float32)
+            except MemoryError:
+                raise out_of_memory(str(paths[f"{split}_images"]), images.size * 4) from None
             images /= np.float32(255)  # in place: one float copy of the data, not two
         splits.append((images, labels.astype(np.int64)))
     return tuple(splits)
 
 
+def data_folder(source: Source, data_dir=None) -> Path | None:
+    """The folder that :func:`load` reads ``source``'s files from (absolute), or None if
+    they are nowhere yet; for recording where a run's data came from."""
+    found = next((folder for folder in search_folders(source, data_dir)
+                  if find_files(source, folder)), None)
+    return None if found is None else found.expanduser().resolve()
+
+
 def candidate_folders(source: Source, data_dir=None) -> list[Path]:
-    """Where the files are looked for, in order."""
+    """The places named for the files, in order: ``data_dir`` alone if given, else
+    ``$BPROP_DATA/<name>``, the cache and the system folders. :func:`search_folders` expands
+    the folders you name into where they are looked in."""
     if data_dir is not None:
-        return [Path(data_dir)]
+        return [Path(data_dir).expanduser()]
     folders = []
     if os.environ.get("BPROP_DATA"):
         folders.append(Path(os.environ["BPROP_DATA"]).expanduser() / source.folder)
     folders.append(cache_folder(source))
     folders.extend(Path(d) for d in source.system_dirs)
     return folders
+
+
+def search_folders(source: Source, data_dir=None) -> list[Path]:
+    """Where the files are looked for, in order.
+
+    ``data_dir`` and ``$BPROP_DATA`` are treated alike: each may be the folder holding
+    ``<name>/`` or that folder itself, so ``DIR/<name>`` is looked in, then ``DIR``.
+    """
+    if data_dir is not None:
+        named = [Path(data_dir).expanduser()]
+    else:
+        named = [Path(os.environ["BPROP_DATA"]).expanduser()] \
+            if os.environ.get("BPROP_DATA") else []
+    folders = []
+    for folder in named:
+        folders.append(folder / source.folder)
+        # A folder named after another dataset holds that one's files, under the same names.
+        if folder.name not in _other_folders(source):
+            folders.append(folder)
+    if data_dir is None:
+        folders.append(cache_folder(source))
+        folders.extend(Path(d) for d in source.system_dirs)
+    return folders
+
+
+def _other_folders(source: Source) -> set[str]:
+    return {other.folder for other in SOURCES} - {source.folder}
+
+
+def download_folder(source: Source, data_dir=None) -> Path:
+    """Where :func:`fetch` puts files that are nowhere: ``data_dir/<name>`` (``data_dir``
+    itself if it is named ``<name>``), or the cache."""
+    if data_dir is None:
+        return cache_folder(source)
+    folder = Path(data_dir).expanduser()
+    return folder if folder.name == source.folder else folder / source.folder
 
 
 def cache_folder(source: Source) -> Path:
@@ -187,19 +252,40 @@ def _partial(source: Source, folder: Path) -> str:
 
 
 def read_verified(spec: IDXFile, path: Path) -> np.ndarray:
-    content = read_bytes(path)
-    check_content(spec, content, str(path))
-    return parse_idx(content, str(path))
+    """The array in ``path``, once its decompressed content is known to be ``spec``'s.
+
+    Nothing beyond the genuine file's size plus one byte is decompressed, and a lack of
+    memory is an :class:`~bprop.data.idx.IDXMemoryError` naming the file.
+    """
+    try:
+        content = read_bytes(path, limit=spec.content_size)
+        check_content(spec, content, str(path))
+        return parse_idx(content, str(path))
+    except MemoryError as error:
+        if isinstance(error, IDXError):
+            raise
+        raise out_of_memory(str(path), spec.content_size) from None
 
 
-def check_content(spec: IDXFile, content: bytes, name: str) -> None:
-    if len(content) != spec.content_size or (
-            hashlib.sha256(content).hexdigest() != spec.content_sha256):
-        raise IDXError(
-            f"{name} is not the genuine {spec.name} (its decompressed content is "
-            f"{len(content)} bytes with a different SHA-256 than expected); the file is damaged "
-            "or a different dataset: delete it and let bprop download it, or replace it"
-        )
+def check_content(spec: IDXFile, content: bytes | bytearray, name: str) -> None:
+    """Refuse ``content`` (the decompressed file ``name``, perhaps cut at one byte more than
+    the genuine file's size) unless it is ``spec``'s genuine content."""
+    if len(content) == spec.content_size and (
+            hashlib.sha256(content).hexdigest() == spec.content_sha256):
+        return
+    if len(content) > spec.content_size:
+        what = (f"its decompressed content is more than the genuine {spec.content_size:,} "
+                "bytes")
+    else:
+        digest = hashlib.sha256(content).hexdigest()
+        other = next((f"{source.title}'s {other.name}" for source in SOURCES
+                      for other in source.files.values() if other.content_sha256 == digest),
+                     None)
+        what = f"it is {other}" if other else (
+            f"its decompressed content is {len(content):,} bytes with a different SHA-256 "
+            "than expected")
+    raise IDXError(f"{name} is not the genuine {spec.name} ({what}); the file is damaged or a "
+                   "different dataset: delete it and let bprop download it, or replace it")
 
 
 def fetch(source: Source, folder: Path, searched: list[Path], verbose: bool) -> None:
@@ -217,8 +303,8 @@ def fetch(source: Source, folder: Path, searched: list[Path], verbose: bool) -> 
         for mirror in source.mirrors:
             try:
                 payload = download(mirror + spec.name, verbose)
-                check_content(spec, decompress(payload, mirror + spec.name),
-                              mirror + spec.name)
+                check_content(spec, decompress(payload, mirror + spec.name,
+                                               limit=spec.content_size), mirror + spec.name)
             except (OSError, ValueError, http.client.HTTPException) as error:
                 errors.append(f"{mirror}: {error}")
                 continue
@@ -256,7 +342,6 @@ def missing_message(source: Source, folders: list[Path], reason: str) -> str:
     places = "\n".join(f"  {folder}{_partial(source, folder)}" for folder in folders)
     return (
         f"{source.title} files not found and {reason}.\nPlace these four files ({names}) in "
-        f"one of:\n{places}\nor point BPROP_DATA at a folder holding a '{source.folder}' "
-        "subfolder with them, or give their folder (data_dir=..., --data-dir on the command "
-        "line)."
+        f"one of:\n{places}\nor point BPROP_DATA, or data_dir=... (--data-dir on the command "
+        f"line), at their folder or at a folder holding a '{source.folder}' subfolder with them."
     )
