@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..nn.losses import BinaryCrossEntropy, get_loss
 from ..nn.model import Sequential
 from ..tools import plotting
 from ..tools.explain import explain
-from ..tools.gradcheck import gradcheck
+from ..tools.gradcheck import DEFAULT_TIME_BUDGET, format_seconds, gradcheck
 from . import data as datasets
 from .errors import UsageError
 
@@ -104,21 +105,46 @@ def add_gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="check this saved model (else a new one from --layers)")
     parser.add_argument("--layer", choices=sorted(LAYERS),
                         help="check one layer on its own instead of a network")
-    parser.add_argument("--layers", default="4,8,3", help="sizes of the network to check")
-    parser.add_argument("--activation", default="tanh")
-    parser.add_argument("--loss", default="cross_entropy", choices=list(LOSSES))
-    parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tolerance", type=float, default=1e-6)
+    parser.add_argument("--layers", default="4,8,3",
+                        help="sizes of the network to check (default 4,8,3)")
+    parser.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
+    parser.add_argument("--loss", default="cross_entropy", choices=list(LOSSES),
+                        help="the loss whose gradient is checked (default cross_entropy; a "
+                        "saved model uses its own)")
+    parser.add_argument("--samples", type=int, default=5,
+                        help="how many random input rows (default 5)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the network, the inputs and the sample (default 0)")
+    parser.add_argument("--tolerance", type=float, default=1e-6,
+                        help="the largest relative error that passes (default 1e-6)")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="check N random elements of each array (default: all of them "
+                        "when that takes under --time-budget, else as many as fit it); "
+                        "0 checks every element however long it takes")
+    parser.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET,
+                        metavar="SECONDS",
+                        help="how long a check may take before a sample is checked instead "
+                        f"(default {DEFAULT_TIME_BUDGET:g})")
 
 
 def run_gradcheck(args: argparse.Namespace) -> int:
+    if args.samples < 1:
+        raise UsageError(f"--samples must be at least 1, got {args.samples}")
+    if not args.tolerance > 0:
+        raise UsageError(f"--tolerance must be positive, got {args.tolerance:g}")
+    if args.sample is not None and args.sample < 0:
+        raise UsageError(f"--sample must be 0 (check every element) or more, got {args.sample}")
+    if not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise UsageError(f"--time-budget must be a positive number of seconds, got "
+                         f"{args.time_budget:g}")
+    options = {"sample": "auto" if args.sample is None else args.sample or None,
+               "time_budget": args.time_budget, "seed": args.seed, "verbose": True}
     rng = np.random.default_rng(args.seed)
     if args.layer:
         arguments = {"Dense": (4, 3), "BatchNorm": (4,)}.get(args.layer, ())
         target = LAYERS[args.layer](*arguments).build(args.seed)
         x = rng.standard_normal((args.samples, 4))
-        report = gradcheck(target, x + 0.1 * np.sign(x))
+        report = gradcheck(target, x + 0.1 * np.sign(x), **options)
         what = repr(target)
     else:
         if args.model:
@@ -138,10 +164,15 @@ def run_gradcheck(args: argparse.Namespace) -> int:
             y = rng.integers(0, 2, (args.samples, n_out)).astype(float)
         else:
             y = rng.standard_normal((args.samples, n_out))
-        report = gradcheck(model, X, y, loss=loss)
+        report = gradcheck(model, X, y, loss=loss, **options)
         what = f"a network of {len(model.layers)} layers with {loss!r}"
     print(f"gradient check of {what} (central differences, float64)")
     print(report)
+    if report.sampled:
+        print("(--sample 0 checks every element; a larger --sample or --time-budget checks "
+              "more)")
+    print(f"took {format_seconds(report.seconds)} "
+          f"(estimated {format_seconds(report.estimated_seconds)})")
     passed = report.passed(args.tolerance)
     print(f"worst relative error {report.worst:.2e}: "
           f"{'PASS' if passed else 'FAIL'} (tolerance {args.tolerance:g})")

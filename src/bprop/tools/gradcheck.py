@@ -15,8 +15,8 @@ see below)
 * :math:`\max_k |a_k - n_k| / s`: every disagreement measured against the scale, so that
   elements whose true gradient is zero do not divide by zero; and
 * :math:`\max_k |a_k - n_k| / \max(|a_k|, |n_k|)` over the elements with
-  :math:`\max(|a_k|, |n_k|) > 10^{-3} s`: so that a wrong small element is not hidden by a
-  large one.
+  :math:`\max(|a_k|, |n_k|) > \max(10^{-3} s, 10^7 \epsilon |f| / h)`: so that a wrong small
+  element is not hidden by a large one.
 
 Central differences in float64 carry rounding noise of about :math:`10^{-16}|f|/h \approx
 10^{-10}|f|`, so gradients far below that (the exactly-zero gradient of a bias feeding a
@@ -24,6 +24,13 @@ BatchNorm, say) cannot be told from noise. The scale is therefore never taken be
 :math:`10^{-4}|f|` (:math:`|f|` the magnitude of the objective's terms), which keeps the noise
 under :math:`10^{-6}` while an absolute error above :math:`10^{-10}|f|` still fails a
 :math:`10^{-6}` tolerance.
+
+The same noise, :math:`\epsilon|f|/h` with :math:`\epsilon \approx 2.2 \times 10^{-16}` to
+within a small factor, decides which elements are judged on their own: only those at least
+:math:`10^7` times larger, whose noise stays near :math:`10^{-7}` of their size. Below that
+cutoff an element would fail a :math:`10^{-6}` tolerance on rounding alone (a correct
+784-256-128-10 network has thousands of gradients between :math:`10^{-3} s` and the cutoff, and
+fails without it); its error still counts against the scale :math:`s`.
 
 The objective is
 
@@ -34,30 +41,96 @@ The objective is
 
 Layers that draw random numbers while training (Dropout) have their generators rewound before
 every forward pass, so the whole check sees one fixed mask.
+
+Cost, and checking a sample
+---------------------------
+Each checked element costs two evaluations of the objective, so a full check takes about
+:math:`2 N t_f + t_b` for :math:`N` elements, :math:`t_f` the time of one forward pass and
+:math:`t_b` that of the one analytic pass. :func:`gradcheck` measures :math:`t_f` and
+:math:`t_b` before it starts and reports the estimate. When a full check would take longer
+than ``time_budget`` (a minute by default), it checks instead a random sample of the same
+number of elements in every array, as many as fit the budget (arrays smaller than that are
+checked whole). The sample is drawn from ``seed``, so a check repeats exactly. A wrong
+gradient usually shows in every element it touches, so a sample of a few thousand elements
+finds it, but a single wrong element escapes unless it is drawn: ``sample=None`` checks them
+all.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
+import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
 
+from .._progress import ProgressBar
 from ..backend.devices import on_device, to_numpy
 from ..nn.layers import Layer
 from ..nn.losses import Loss, get_loss
 from ..nn.model import Sequential
 
+DEFAULT_TIME_BUDGET = 60.0
+"""Seconds a check may take before :func:`gradcheck` checks a sample instead."""
+
+# The clock the estimate and the report read; the tests replace it with a fake one.
+_clock = time.perf_counter
+
 
 class GradcheckReport:
-    """Worst relative error per checked array, by name (``"0.weight"``, ``"input"``, ...)."""
+    """Worst relative error per checked array, by name (``"0.weight"``, ``"input"``, ...).
 
-    def __init__(self, errors: dict[str, float]) -> None:
+    Parameters
+    ----------
+    errors : dict of str to float
+        The worst relative error of each array.
+    checked, sizes : dict of str to int, optional
+        How many elements of each array were checked, and how many it has (default: all of
+        them, when ``sizes`` is given).
+    sample : int or None
+        The most elements checked in any one array, when the check was sampled; else None.
+    estimated_seconds : float or None
+        The time the check was expected to take, measured before it started.
+    full_estimated_seconds : float or None
+        The time a check of every element would take.
+    seconds : float or None
+        The time the check took.
+    """
+
+    def __init__(self, errors: dict[str, float], checked: dict[str, int] | None = None,
+                 sizes: dict[str, int] | None = None, sample: int | None = None,
+                 estimated_seconds: float | None = None,
+                 full_estimated_seconds: float | None = None,
+                 seconds: float | None = None) -> None:
         self.errors = errors
+        self.sizes = dict(sizes or {})
+        self.checked = dict(self.sizes if checked is None else checked)
+        self.sample = sample
+        self.estimated_seconds = estimated_seconds
+        self.full_estimated_seconds = full_estimated_seconds
+        self.seconds = seconds
 
     @property
     def worst(self) -> float:
         return max(self.errors.values(), default=0.0)
+
+    @property
+    def n_checked(self) -> int:
+        """How many elements were checked, over all arrays."""
+        return sum(self.checked.values())
+
+    @property
+    def n_elements(self) -> int:
+        """How many elements the checked arrays hold."""
+        return sum(self.sizes.values())
+
+    @property
+    def sampled(self) -> bool:
+        """Whether some array was checked on a sample of its elements only."""
+        return any(self.checked.get(name, size) < size for name, size in self.sizes.items())
 
     def passed(self, tolerance: float = 1e-6) -> bool:
         return self.worst < tolerance
@@ -65,18 +138,53 @@ class GradcheckReport:
     def __getitem__(self, name: str) -> float:
         return self.errors[name]
 
+    def summary(self) -> str:
+        """One line: how many elements were checked of how many, and whether it was sampled."""
+        if not self.sampled:
+            return f"all {self.n_elements:,} elements checked"
+        line = (f"sampled check: {self.n_checked:,} of {self.n_elements:,} elements (a random "
+                f"sample of at most {self.sample:,} per array, drawn from the seed)")
+        if self.full_estimated_seconds is not None:
+            line += f"; a full check would take about {format_seconds(self.full_estimated_seconds)}"
+        return line
+
     def __str__(self) -> str:
-        width = max((len(name) for name in self.errors), default=4)
-        rows = [f"{name:<{width}}  {error:.2e}" for name, error in self.errors.items()]
-        return "\n".join([f"{'name':<{width}}  worst relative error", *rows])
+        width = max(len("name"), *(len(name) for name in self.errors))
+        if not self.sizes:  # a report built from errors alone
+            rows = [f"{name:<{width}}  {error:.2e}" for name, error in self.errors.items()]
+            return "\n".join([f"{'name':<{width}}  worst relative error", *rows])
+        counts = {name: f"{self.checked[name]:,} of {self.sizes[name]:,}" for name in self.errors}
+        count_width = max(len("checked"), *(len(count) for count in counts.values()))
+        rows = [f"{name:<{width}}  {counts[name]:>{count_width}}  {error:.2e}"
+                for name, error in self.errors.items()]
+        header = f"{'name':<{width}}  {'checked':>{count_width}}  worst relative error"
+        return "\n".join([header, *rows, self.summary()])
 
     def __repr__(self) -> str:
-        return f"GradcheckReport(worst={self.worst:.2e}, errors={self.errors!r})"
+        return (f"GradcheckReport(worst={self.worst:.2e}, checked={self.n_checked} of "
+                f"{self.n_elements}, errors={self.errors!r})")
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as people say it: ``"0.0031 s"``, ``"4.2 s"``, ``"45 s"``, ``"11 min"``,
+    ``"2.5 h"``."""
+    if seconds < 1:
+        return f"{seconds:.2g} s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def gradcheck(target, *inputs, loss=None, step: float = 1e-5, seed: int = 0,
-              check_input: bool = True, training: bool = True) -> GradcheckReport:
-    """Compare the analytic gradients of ``target`` with central finite differences.
+              check_input: bool = True, training: bool = True,
+              sample: int | str | None = "auto", time_budget: float | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              verbose: bool = False) -> GradcheckReport:
+    r"""Compare the analytic gradients of ``target`` with central finite differences.
 
     Parameters
     ----------
@@ -91,37 +199,83 @@ def gradcheck(target, *inputs, loss=None, step: float = 1e-5, seed: int = 0,
         :math:`10^{-16}|f|/h`) against the truncation error (about :math:`h^2` times the
         third derivative): their sum is smallest near :math:`h \approx 10^{-16/3}`.
     seed : int
-        Seeds the random projection ``R`` used for a layer.
+        Seeds the random projection ``R`` used for a layer and the choice of a sample.
     check_input : bool
         Also check the gradient with respect to the input (``"input"``).
     training : bool
         Run the forward pass in training mode.
+    sample : "auto", int or None
+        How many elements of each array to check, drawn at random without replacement
+        (arrays no larger are checked whole). ``"auto"`` (the default) checks every element
+        when that fits ``time_budget`` and otherwise as many per array as fit it; None or 0
+        checks every element however long it takes.
+    time_budget : float, optional
+        Seconds an ``"auto"`` check may take (default :data:`DEFAULT_TIME_BUDGET`, a minute).
+    progress : callable, optional
+        Called as ``progress(done, total)`` with the number of elements checked so far and
+        the number to check: once with ``done=0`` when the estimate is known, then after
+        every element.
+    verbose : bool
+        Print the estimate before starting, and a progress bar, on standard error.
 
     Returns
     -------
     GradcheckReport
-        ``report.errors`` maps each parameter name to its worst relative error.
+        ``report.errors`` maps each array's name to its worst relative error over the checked
+        elements, ``report.checked`` and ``report.sizes`` to how many elements were checked
+        of how many; ``report.estimated_seconds`` and ``report.seconds`` say how long it was
+        expected to take and took.
 
     >>> import bprop as bp
     >>> report = gradcheck(bp.Dense(3, 2).build(0), np.ones((4, 3)))
-    >>> report.passed(1e-6), sorted(report.errors)
-    (True, ['bias', 'input', 'weight'])
+    >>> report.passed(1e-6), sorted(report.errors), report.checked["weight"]
+    (True, ['bias', 'input', 'weight'], 6)
+    >>> report = gradcheck(bp.Dense(30, 20).build(0), np.ones((4, 30)), sample=5)
+    >>> report.sampled, report.checked["weight"], report.sizes["weight"]
+    (True, 5, 600)
     """
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a function progress(done, total), got "
+                        f"{type(progress).__name__}")
+    options = {"sample": _check_sample(sample), "time_budget": _check_budget(time_budget),
+               "seed": seed, "progress": progress, "verbose": verbose}
     if isinstance(target, Sequential):
         if loss is None:
             raise ValueError("gradcheck of a model needs loss=..., e.g. loss='mse'")
-        return _check_model(target, *inputs, loss=get_loss(loss), step=step,
-                            check_input=check_input, training=training)
-    if isinstance(target, Loss):
+        problem = _model_problem(target, *inputs, loss=get_loss(loss), check_input=check_input,
+                                 training=training)
+    elif isinstance(target, Loss):
         if len(inputs) != 2:
             raise ValueError("gradcheck of a loss takes (pred, target)")
-        return _check_loss(target, *inputs, step=step)
-    if isinstance(target, Layer):
+        problem = _loss_problem(target, *inputs)
+    elif isinstance(target, Layer):
         if len(inputs) != 1:
             raise ValueError("gradcheck of a layer takes one input array x")
-        return _check_layer(target, inputs[0], step=step, seed=seed,
-                            check_input=check_input, training=training)
-    raise TypeError(f"gradcheck takes a Layer, Loss or Sequential, got {type(target).__name__}")
+        problem = _layer_problem(target, inputs[0], seed=seed, check_input=check_input,
+                                 training=training)
+    else:
+        raise TypeError(f"gradcheck takes a Layer, Loss or Sequential, got "
+                        f"{type(target).__name__}")
+    return _compare(*problem, step=step, **options)
+
+
+def _check_sample(sample) -> int | str | None:
+    if sample is None or isinstance(sample, str) and sample == "auto":
+        return sample
+    if isinstance(sample, bool) or not isinstance(sample, numbers.Integral) or sample < 0:
+        raise ValueError(f"sample must be 'auto', None or a count of elements >= 0, got "
+                         f"{sample!r}")
+    return int(sample) or None
+
+
+def _check_budget(time_budget) -> float:
+    if time_budget is None:
+        return DEFAULT_TIME_BUDGET
+    if (isinstance(time_budget, bool) or not isinstance(time_budget, numbers.Real)
+            or not math.isfinite(time_budget) or time_budget <= 0):
+        raise ValueError(f"time_budget must be a positive number of seconds, got "
+                         f"{time_budget!r}")
+    return float(time_budget)
 
 
 def _fix_randomness(layers: list[Layer]) -> Callable[[], None]:
@@ -137,7 +291,12 @@ def _fix_randomness(layers: list[Layer]) -> Callable[[], None]:
     return rewind
 
 
-def _check_layer(layer: Layer, x, *, step, seed, check_input, training) -> GradcheckReport:
+# What a check needs: the objective, the analytic gradient (which also fills the parameters'
+# gradients), the parameters by name, the input to check (or None) and the objective's size.
+_Problem = tuple[Callable[[], float], Callable[[], np.ndarray], dict, np.ndarray | None, float]
+
+
+def _layer_problem(layer: Layer, x, *, seed, check_input, training) -> _Problem:
     layer = copy.deepcopy(layer).build(seed, dtype="float64")
     if any(on_device(p.value) for p in layer.parameters()):
         raise ValueError(f"gradcheck takes a layer on the CPU; {layer!r} lives on a GPU (check "
@@ -159,10 +318,10 @@ def _check_layer(layer: Layer, x, *, step, seed, check_input, training) -> Gradc
         return layer.backward(projection)
 
     arrays = {name: p for name, p in layer.params.items()}
-    return _compare(objective, analytic, arrays, x if check_input else None, step, magnitude)
+    return objective, analytic, arrays, x if check_input else None, magnitude
 
 
-def _check_loss(loss: Loss, pred, target, *, step) -> GradcheckReport:
+def _loss_problem(loss: Loss, pred, target) -> _Problem:
     loss = copy.deepcopy(loss)
     pred, target = np.array(to_numpy(pred), dtype=np.float64), to_numpy(target)
 
@@ -173,10 +332,10 @@ def _check_loss(loss: Loss, pred, target, *, step) -> GradcheckReport:
         loss.forward(pred, target)
         return loss.backward()
 
-    return _compare(objective, analytic, {}, pred, step, abs(objective()))
+    return objective, analytic, {}, pred, abs(objective())
 
 
-def _check_model(model: Sequential, X, y, *, loss, step, check_input, training) -> GradcheckReport:
+def _model_problem(model: Sequential, X, y, *, loss, check_input, training) -> _Problem:
     # (a copy on the CPU: a model on a GPU runs the same code there, and finite differences
     # take one tiny pass per weight, which a GPU would only slow down)
     model = model.astype("float64").to("cpu")
@@ -195,36 +354,116 @@ def _check_model(model: Sequential, X, y, *, loss, step, check_input, training) 
         return model.backward(loss.backward())
 
     arrays = dict(model.named_parameters())
-    return _compare(objective, analytic, arrays, X if check_input else None, step,
-                    abs(objective()))
+    return objective, analytic, arrays, X if check_input else None, abs(objective())
+
+
+def _seconds_per_evaluation(objective: Callable[[], float]) -> float:
+    """The time of one evaluation of the objective: the mean over enough calls to last at
+    least 20 ms (so that a tiny layer is not timed by the clock's resolution), at most 100."""
+    calls, started = 0, _clock()
+    while True:
+        objective()
+        calls += 1
+        elapsed = _clock() - started
+        if elapsed >= 0.02 or calls >= 100:
+            return elapsed / calls
+
+
+def _fitting_sample(sizes: list[int], n_elements: float) -> int:
+    """The largest ``k >= 1`` with ``sum(min(k, size) for size in sizes) <= n_elements``: how
+    many elements per array a check of about ``n_elements`` elements can take (1 when even
+    that is too many)."""
+    low, high = 1, max(sizes, default=1)
+    while low < high:  # the sum grows with k: bisect for the last k that fits
+        middle = (low + high + 1) // 2
+        if sum(min(middle, size) for size in sizes) <= n_elements:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
-             parameters: dict, x: np.ndarray | None, step: float,
-             magnitude: float) -> GradcheckReport:
+             parameters: dict, x: np.ndarray | None, magnitude: float, *, step: float,
+             sample: int | str | None, time_budget: float, seed: int,
+             progress: Callable[[int, int], None] | None, verbose: bool) -> GradcheckReport:
+    started = _clock()
     grad_input = analytic()
     targets = {name: (p.value, p.grad.copy()) for name, p in parameters.items()}
     if x is not None:
         targets["input"] = (x, grad_input)
-    errors = {}
-    for name, (array, exact) in targets.items():
-        numeric = np.empty_like(array)
-        flat, flat_numeric = array.reshape(-1), numeric.reshape(-1)
-        for k in range(flat.size):
-            original = flat[k]
-            flat[k] = original + step
-            f_plus = objective()
-            flat[k] = original - step
-            f_minus = objective()
-            flat[k] = original
-            flat_numeric[k] = (f_plus - f_minus) / (2 * step)
-        errors[name] = relative_error(exact, numeric, floor=1e-4 * magnitude)
-    return GradcheckReport(errors)
+    setup = _clock() - started
+    per_evaluation = _seconds_per_evaluation(objective)
+
+    sizes = {name: array.size for name, (array, _) in targets.items()}
+    full_estimate = setup + 2 * sum(sizes.values()) * per_evaluation
+    if sample == "auto":
+        affordable = (time_budget - setup) / (2 * per_evaluation) if per_evaluation > 0 \
+            else math.inf
+        sample = (_fitting_sample(list(sizes.values()), affordable)
+                  if full_estimate > time_budget else None)
+    if sample is not None and sample >= max(sizes.values(), default=0):
+        sample = None  # every array is small enough to check whole
+    generators = [np.random.default_rng(child)
+                  for child in np.random.SeedSequence(seed).spawn(len(targets))]
+    chosen = {name: (np.arange(size) if sample is None or sample >= size
+                     else np.sort(generator.choice(size, sample, replace=False)))
+              for (name, size), generator in zip(sizes.items(), generators, strict=True)}
+    checked = {name: len(indices) for name, indices in chosen.items()}
+    total = sum(checked.values())
+    estimate = setup + 2 * total * per_evaluation
+
+    bar = None
+    if verbose:
+        print(_plan_line(sizes, total, sample, estimate, full_estimate), file=sys.stderr,
+              flush=True)
+        bar = ProgressBar(total, "gradcheck", stream=sys.stderr)
+    if progress is not None:
+        progress(0, total)
+    noise = np.finfo(np.float64).eps * magnitude / step  # of one central difference
+    loop_started, done, errors = _clock(), 0, {}
+    try:
+        for name, (array, exact) in targets.items():
+            flat, indices = array.reshape(-1), chosen[name]
+            numeric = np.empty(len(indices))
+            for position, k in enumerate(indices):
+                original = flat[k]
+                flat[k] = original + step
+                f_plus = objective()
+                flat[k] = original - step
+                f_minus = objective()
+                flat[k] = original
+                numeric[position] = (f_plus - f_minus) / (2 * step)
+                done += 1
+                if bar is not None:
+                    bar.update(1)
+                if progress is not None:
+                    progress(done, total)
+            errors[name] = relative_error(exact.reshape(-1)[indices], numeric,
+                                          floor=1e-4 * magnitude, noise=noise)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = setup + _clock() - loop_started
+    return GradcheckReport(errors, checked, sizes, sample, estimate, full_estimate, seconds)
 
 
-def relative_error(exact: np.ndarray, numeric: np.ndarray, floor: float = 0.0) -> float:
+def _plan_line(sizes: dict[str, int], total: int, sample: int | None, estimate: float,
+               full_estimate: float) -> str:
+    n_elements = sum(sizes.values())
+    if sample is None:
+        return (f"gradcheck: checking all {n_elements:,} elements of {len(sizes)} arrays, "
+                f"about {format_seconds(estimate)}")
+    return (f"gradcheck: {n_elements:,} elements in {len(sizes)} arrays would take about "
+            f"{format_seconds(full_estimate)}; checking a random sample of {total:,} (at most "
+            f"{sample:,} per array), about {format_seconds(estimate)}")
+
+
+def relative_error(exact: np.ndarray, numeric: np.ndarray, floor: float = 0.0,
+                   noise: float = 0.0) -> float:
     """The worst relative error between two gradients (see the module docstring), the scale
-    taken at least ``floor``; 0 when both are all zero, infinite if either holds NaN or
+    taken at least ``floor`` and only elements above ``1e7 * noise`` (the rounding noise of
+    ``numeric``) judged on their own; 0 when both are all zero, infinite if either holds NaN or
     infinity (so that ``error < tolerance`` fails)."""
     if not (np.isfinite(exact).all() and np.isfinite(numeric).all()):
         return float("inf")
@@ -233,6 +472,6 @@ def relative_error(exact: np.ndarray, numeric: np.ndarray, floor: float = 0.0) -
     if scale == 0:
         return 0.0
     difference = np.abs(exact - numeric)
-    significant = magnitude > 1e-3 * scale
+    significant = magnitude > max(1e-3 * scale, 1e7 * noise)
     elementwise = (difference[significant] / magnitude[significant]).max(initial=0.0)
-    return float(max(difference.max() / scale, elementwise))
+    return float(max(difference.max(initial=0.0) / scale, elementwise))
