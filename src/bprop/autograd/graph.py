@@ -71,10 +71,11 @@ def to_dot(root: Tensor, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_text(root: Tensor, max_depth: int = 30) -> str:
-    """The graph as an indented tree, output first; a node reached again is shown by name, and
-    nothing deeper than ``max_depth`` levels is drawn (deep chains would need ever wider
-    indentation).
+def render_text(root: Tensor, max_depth: int = 30, max_lines: int | None = None) -> str:
+    """The graph as an indented tree, output first, one line per node (tensor); a node reached
+    again is shown by name, and nothing deeper than ``max_depth`` levels is drawn (deep chains
+    would need ever wider indentation). With ``max_lines``, only the first ``max_lines`` lines
+    are drawn. Whenever nodes are left out, a last line says how many (and which, when few).
 
     >>> from bprop.autograd import Tensor
     >>> x = Tensor(1.0, requires_grad=True, name="x")
@@ -89,10 +90,20 @@ def render_text(root: Tensor, max_depth: int = 30) -> str:
     │   ├── x    value 1  grad 4
     │   └── y    value 2  grad 4
     └── w    value 4  grad 3
+    >>> print(render_text(z, max_lines=3))
+    z = a * w    value 12  grad 1
+    ├── a = x + y    value 3  grad 4
+    │   ├── x    value 1  grad 4
+    ... 2 of the graph's 5 nodes not drawn (y, w): the picture is cut at 3 lines
     """
-    names = _names(topological_order(root))
+    if max_lines is not None and max_lines < 1:
+        raise ValueError(f"max_lines must be at least 1, got {max_lines}")
+    order = topological_order(root)
+    names = _names(order)
     lines: list[str] = []
+    drawn: list[int | None] = []  # the node each line draws (None: a reference or a cut)
     shown: set[int] = set()
+    deep = False
     # Each entry: tensor, the prefix for its own line, the prefix for its children's lines.
     stack: list[tuple[Tensor, str, str, int]] = [(root, "", "", 0)]
     while stack:
@@ -100,19 +111,35 @@ def render_text(root: Tensor, max_depth: int = 30) -> str:
         name = names[id(tensor)]
         if id(tensor) in shown:
             lines.append(f"{own}{name}    (shown above)")
+            drawn.append(None)
             continue
         if depth > max_depth:
             lines.append(f"{own}... (deeper than {max_depth} levels; not drawn)")
+            drawn.append(None)
+            deep = True
             continue
         shown.add(id(tensor))
         formula = _formula(tensor, names)
         grad = f"  grad {_number(tensor.grad)}" if tensor.requires_grad else ""
         lines.append(f"{own}{name}{formula}    value {_number(tensor.data)}{grad}")
+        drawn.append(id(tensor))
         children = tensor.parents
         for i in reversed(range(len(children))):
             last = i == len(children) - 1
             stack.append((children[i], below + ("└── " if last else "├── "),
                           below + ("    " if last else "│   "), depth + 1))
+    reasons = [f"deeper than {max_depth} levels"] if deep else []
+    if max_lines is not None and len(lines) > max_lines:
+        lines, drawn = lines[:max_lines], drawn[:max_lines]
+        reasons.append(f"the picture is cut at {max_lines} lines")
+    kept = {node for node in drawn if node is not None}
+    missing = [names[id(t)] for t in order if id(t) not in kept]
+    if missing:
+        # Name the nodes left out while that stays short (graph order: inputs first); the
+        # list is reversed so that those nearest the output come first, as in the drawing.
+        which = f" ({', '.join(reversed(missing))})" if len(missing) <= 6 else ""
+        lines.append(f"... {len(missing)} of the graph's {len(order)} nodes not drawn{which}: "
+                     + " and ".join(reasons))
     return "\n".join(lines)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import bprop as bp
 from bprop import autograd as ag
 
+GRAPH_LINES = 12  # of the graph printed by main (the rest is summed up in one line)
+
 
 def run(epochs: int = 500, lr: float = 0.5, hidden: int = 16, seed: int = 0) -> dict:
     X, y = bp.datasets.make_moons(200, noise=0.1, seed=seed)
@@ -36,7 +38,8 @@ def run(epochs: int = 500, lr: float = 0.5, hidden: int = 16, seed: int = 0) -> 
     with ag.no_grad():
         logits = (ag.Tensor(X) @ w1 + b1).tanh() @ w2 + b2
     accuracy = bp.accuracy(y, logits.data.argmax(axis=1))
-    return {"losses": losses, "accuracy": accuracy, "graph": ag.render_text(loss)}
+    return {"losses": losses, "accuracy": accuracy, "graph": ag.render_text(loss),
+            "graph_head": ag.render_text(loss, max_lines=GRAPH_LINES)}
 
 
 def main(out_dir: str = "demo_output") -> None:
@@ -44,7 +47,7 @@ def main(out_dir: str = "demo_output") -> None:
     print(f"loss {result['losses'][0]:.4f} -> {result['losses'][-1]:.4f}, "
           f"training accuracy {result['accuracy']:.1%}")
     print("the graph of the last loss (nodes named t<k> are intermediate results):")
-    print("\n".join(result["graph"].splitlines()[:12]))
+    print(result["graph_head"])
 
 
 if __name__ == "__main__":

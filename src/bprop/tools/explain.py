@@ -4,12 +4,16 @@ finite differences.
 
 Names follow the tutorials: ``a0`` is the input, ``z1 = a0 @ W1 + b1`` the first Dense
 layer's output, ``a1 = sigmoid(z1)`` its activation, and so on; ``delta1`` is
-``dL/dz1``, the error signal arriving at layer 1.
+``dL/dz1``, the error signal arriving at layer 1. The report starts with what everything is
+computed from (the input ``a0``, the targets ``y`` and the initial ``W1``, ``b1``, ...), so that
+each step can be redone by hand.
 
 >>> import bprop as bp
 >>> X, y = bp.datasets.make_xor()
 >>> model = bp.Sequential([bp.Dense(2, 2), bp.Sigmoid(), bp.Dense(2, 1), bp.Sigmoid()], seed=0)
 >>> report = explain(model, X, y, "mse")
+>>> [step.name for step in report.start]
+['a0', 'y', 'W1', 'b1', 'W2', 'b2']
 >>> [step.name for step in report.backward][:3]
 ['dL/da2', 'delta2', 'dW2']
 >>> report.all_checked(1e-6)
@@ -55,6 +59,9 @@ class Step:
 
 @dataclass
 class Explanation:
+    """Every quantity of one forward and backward pass, in the order they are computed."""
+
+    start: list[Step] = field(default_factory=list)  # the input, targets, initial parameters
     forward: list[Step] = field(default_factory=list)
     loss: Step | None = None
     backward: list[Step] = field(default_factory=list)
@@ -66,7 +73,9 @@ class Explanation:
 
     # -- rendering --------------------------------------------------------------------------------
     def to_text(self) -> str:
-        out = [self.description, "", "FORWARD PASS"]
+        out = [self.description, "", f"START ({START_TITLE})"]
+        out += [_text_step(step) for step in self.start]
+        out += ["", "FORWARD PASS"]
         out += [_text_step(step) for step in self.forward]
         out += ["", "LOSS", _text_step(self.loss), "", "BACKWARD PASS (chain rule, last layer "
                 "first; [check] = relative error against central finite differences)"]
@@ -77,7 +86,10 @@ class Explanation:
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
-        out = ["# Backpropagation, step by step", "", self.description, "", "## Forward pass"]
+        out = ["# Backpropagation, step by step", "", self.description, "", "## Start",
+               f"{START_TITLE[0].upper()}{START_TITLE[1:]}.", ""]
+        out += [_markdown_step(step) for step in self.start]
+        out += ["## Forward pass"]
         out += [_markdown_step(step) for step in self.forward]
         out += ["## Loss", _markdown_step(self.loss), "## Backward pass",
                 "Each gradient's *check* is its relative error against central finite "
@@ -102,12 +114,21 @@ class Explanation:
         return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
                 f"<title>bprop explain</title><style>{style}</style></head><body>"
                 f"<h1>Backpropagation, step by step</h1><p>{html.escape(self.description)}</p>"
-                + section("Forward pass", self.forward) + section("Loss", [self.loss])
+                + section("Start", self.start) + section("Forward pass", self.forward)
+                + section("Loss", [self.loss])
                 + section("Backward pass", self.backward) + "</body></html>\n")
 
 
+START_TITLE = ("the input, the targets and the initial parameters: everything below is "
+               "computed from these")
+
+
 def _values(value: np.ndarray) -> str:
-    return np.array2string(np.asarray(value), precision=4, suppress_small=True, threshold=60)
+    """The values as printed: 4 decimals; a value that rounds to zero is 0., never -0."""
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.floating):
+        value = np.round(value, 4) + 0.0  # adding +0.0 turns -0.0 into 0.0
+    return np.array2string(value, precision=4, suppress_small=True, threshold=60)
 
 
 def _verdict(error: float) -> str:
@@ -140,11 +161,12 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
     report = Explanation(description=(
         f"{len(X)} samples, layers: " + ", ".join(repr(layer) for layer in model.layers)
         + f", loss {loss!r}"))
+    report.start.append(Step("a0", "X (the input)", X))
+    report.start.append(Step("y", _targets_formula(loss), np.array(y, copy=True)))
 
     # Forward: name each layer's output as the tutorials do. The generator's state before
     # each layer is kept so that re-running a layer for a check draws the same Dropout mask.
     names, values, rng_states, j = ["a0"], [X], [], 0
-    report.forward.append(Step("a0", "X (the input)", X))
     for layer in model.layers:
         x_name = names[-1]
         rng_states.append(model.rng.bit_generator.state)
@@ -153,6 +175,11 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
             j += 1
             name = f"z{j}"
             formula = f"{x_name} @ W{j}" + (f" + b{j}" if layer.use_bias else "")
+            report.start.append(Step(f"W{j}", f"the initial weights of Dense layer {j}",
+                                     layer.params["weight"].value.copy()))
+            if layer.use_bias:
+                report.start.append(Step(f"b{j}", f"the initial biases of Dense layer {j}",
+                                         layer.params["bias"].value.copy()))
         elif type(layer) in ACTIVATION_FORMULAS:
             name = _fresh(f"a{j}", names)
             formula = ACTIVATION_FORMULAS[type(layer)][0].format(
@@ -162,8 +189,17 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
         elif isinstance(layer, L.BatchNorm):
             name = _fresh(f"n{j}", names)
             formula = f"gamma * ({x_name} - mean) / sqrt(var + eps) + beta"
+            # (named as the backward pass names their gradients, dgamma1 and dbeta1)
+            for pname, symbol, what in (("weight", "gamma", "scales"), ("bias", "beta", "shifts")):
+                report.start.append(Step(f"{symbol}{x_name[1:]}",
+                                         f"the initial {what} of the BatchNorm after {x_name}",
+                                         layer.params[pname].value.copy()))
         else:
             name, formula = _fresh(f"h{j}", names), f"{type(layer).__name__}({x_name})"
+            for pname, param in layer.params.items():
+                report.start.append(Step(f"{name}.{pname}",
+                                         f"the initial {pname} of {type(layer).__name__}",
+                                         param.value.copy()))
         names.append(name)
         values.append(out)
         report.forward.append(Step(name, formula, out))
@@ -224,6 +260,12 @@ def _fresh(name: str, taken: list[str]) -> str:
     while name in taken:
         name += "'"
     return name
+
+
+def _targets_formula(loss) -> str:
+    if isinstance(loss, losses_module.SoftmaxCrossEntropy):
+        return "the targets (class labels; Y is their one-hot form)"
+    return "the targets"
 
 
 def _loss_formula(loss, out: str) -> str:
