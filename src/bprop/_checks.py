@@ -10,9 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import kernels as _kernels
-from .backend.devices import array_module, on_device
+from .backend.devices import array_module, on_device, to_numpy
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class ComplexInputError(TypeError, ValueError):
+    """Complex numbers where real ones are needed. A TypeError (the kind of value is wrong);
+    also a ValueError, which is what scikit-learn's conventions expect for complex data."""
+
+
+def refuse_complex(values, name: str) -> None:
+    """Raise :class:`ComplexInputError` naming ``name`` when ``values`` (an array, a sequence
+    or a scalar) holds complex numbers: NumPy would otherwise drop the imaginary part with no
+    more than a warning, and train on other data than the ones given."""
+    if isinstance(values, (complex, np.complexfloating)) or (
+            getattr(getattr(values, "dtype", None), "kind", None) == "c"):
+        raise ComplexInputError(
+            f"{name} holds complex numbers (Complex data not supported); give real values, "
+            f"for example {name}.real or abs({name})")
 
 
 def as_float_dtype(dtype) -> np.dtype:
@@ -28,7 +44,9 @@ def as_float_dtype(dtype) -> np.dtype:
 
 def as_array(values, name: str, dtype: np.dtype | None = None) -> np.ndarray:
     """Convert ``values`` to a numeric numpy array, raising TypeError for non-numeric data.
-    An array on a device (CuPy's) stays there, checked the same way."""
+    An array on a device (CuPy's) stays there, checked the same way. Complex numbers are a
+    :class:`ComplexInputError` (a TypeError)."""
+    refuse_complex(values, name)
     if type(values) is not np.ndarray and on_device(values):
         if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
             raise TypeError(f"{name} must hold numbers, got an array of dtype {values.dtype}")
@@ -37,6 +55,7 @@ def as_array(values, name: str, dtype: np.dtype | None = None) -> np.ndarray:
         array = np.asarray(values)
     except ValueError as error:  # ragged nested lists
         raise ValueError(f"{name} could not be turned into an array: {error}") from None
+    refuse_complex(array, name)  # (a list of Python complex numbers)
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or array.dtype == bool
     ):
@@ -47,6 +66,25 @@ def as_array(values, name: str, dtype: np.dtype | None = None) -> np.ndarray:
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return array
+
+
+def refuse_complex_data(values, name: str) -> None:
+    """:func:`refuse_complex` for data in any form scikit-learn takes (arrays, sparse
+    matrices, data frames, nested lists), before they are converted: NumPy's conversion
+    would drop the imaginary part, and scikit-learn's calls complex data a ValueError."""
+    if values is None:
+        return
+    refuse_complex(values, name)
+    dtypes = getattr(values, "dtypes", None)  # (a data frame: a dtype per column)
+    if dtypes is not None and not hasattr(values, "dtype"):
+        if any(getattr(dtype, "kind", None) == "c" for dtype in dtypes):
+            refuse_complex(np.zeros(1, complex), name)
+    elif isinstance(values, (list, tuple)):
+        try:
+            converted = np.asarray(values)
+        except (ValueError, TypeError):  # (ragged: the caller's conversion says so)
+            return
+        refuse_complex(converted, name)
 
 
 def all_finite(array: np.ndarray) -> bool:
@@ -145,12 +183,14 @@ def check_same_length(X: np.ndarray, y: np.ndarray, x_name: str = "X", y_name: s
 
 
 def check_positive_int(value, name: str) -> int:
+    refuse_complex(value, name)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
+    refuse_complex(value, name)
     if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{name} must be a number, got {value!r}")
     number = float(value)
@@ -158,6 +198,78 @@ def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return number
+
+
+def check_real(value, name: str, low: float | None = None, high: float | None = None, *,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float, refused with a ValueError naming ``name`` unless it is a real,
+    finite number within ``low`` .. ``high`` (``*_open``: the bound itself excluded); complex
+    numbers are a :class:`ComplexInputError` (a TypeError)."""
+    refuse_complex(value, name)
+    number = None
+    if not isinstance(value, (bool, np.bool_, str, bytes)) and isinstance(
+            value, (int, float, np.integer, np.floating)):
+        number = float(value)
+    in_range = number is not None and np.isfinite(number) and not (
+        (low is not None and (number < low or (low_open and number == low)))
+        or (high is not None and (number > high or (high_open and number == high))))
+    if not in_range:
+        left = "" if low is None else f"{'(' if low_open else '['}{low:g}, "
+        right = "" if high is None else f"{high:g}{')' if high_open else ']'}"
+        where = (f"in {left}{right}" if low is not None and high is not None
+                 else f"a finite number {'>' if low_open else '>='} {low:g}" if low is not None
+                 else f"a finite number {'<' if high_open else '<='} {high:g}"
+                 if high is not None else "a finite number")
+        raise ValueError(f"{name} must be {where}, got {value!r}")
+    return number
+
+
+def check_int(value, name: str, low: int = 1) -> int:
+    """``value`` as an int, refused with a ValueError naming ``name`` unless it is a whole
+    number (an int or a NumPy integer, never a float such as 2.5 or 2.0, nor a bool) of at
+    least ``low``; complex numbers are a :class:`ComplexInputError` (a TypeError)."""
+    refuse_complex(value, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < low:
+        kind = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a bool: True, False (or NumPy's), else a ValueError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64,
+                        name: str = "sample_weight") -> np.ndarray | None:
+    """Validate per-sample weights for ``n_samples`` samples: None (every sample weighs 1,
+    returned as None) or a 1-D array of shape (n_samples,) of finite, non-negative numbers
+    that are not all zero, returned in host memory as ``dtype``. A weight scales its sample's
+    share of the loss (and of the gradient): an integer weight k counts the sample k times,
+    a weight 0 leaves it out."""
+    if sample_weight is None:
+        return None
+    if type(sample_weight) is not np.ndarray and on_device(sample_weight):
+        sample_weight = to_numpy(sample_weight)  # (checked, and kept, on the host)
+    weights = as_array(sample_weight, name)
+    if weights.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, one weight per sample (shape ({n_samples},)), "
+                         f"got shape {weights.shape}")
+    if len(weights) != n_samples:
+        raise ValueError(f"{name} has {len(weights)} weights but there are {n_samples} "
+                         "samples; give one weight per sample")
+    weights = weights.astype(dtype, copy=False)
+    check_finite(weights, name)
+    if weights.size and weights.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got {float(weights.min())!r} at index "
+                         f"{int(np.argmin(weights))}")
+    if not weights.any():
+        raise ValueError(f"{name} is zero for every sample; at least one sample must weigh "
+                         "more than 0")
+    return weights
 
 
 def check_seed(seed) -> int | np.random.Generator | None:

@@ -32,7 +32,17 @@ import warnings
 
 import numpy as np
 
-from ._checks import as_array, as_features, check_same_length
+from ._checks import (
+    as_array,
+    as_features,
+    check_bool,
+    check_int,
+    check_real,
+    check_same_length,
+    check_sample_weight,
+    refuse_complex,
+    refuse_complex_data,
+)
 from .backend.devices import get_device, to_numpy
 from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
@@ -78,11 +88,18 @@ except ImportError:  # scikit-learn is optional: a minimal stand-in for its base
 
     class ClassifierMixin:
         def score(self, X, y, sample_weight=None) -> float:
-            return accuracy(y, self.predict(X))
+            """The (``sample_weight``-weighted) share of samples predicted right; for
+            multilabel targets a sample counts only with every label right."""
+            predicted, y = self.predict(X), np.asarray(y)
+            if y.ndim == 2 and y.shape[1] > 1:  # (subset accuracy, as scikit-learn's)
+                right = (predicted == y).all(axis=1)
+                return accuracy(right, np.ones_like(right), sample_weight=sample_weight)
+            return accuracy(y, predicted, sample_weight=sample_weight)
 
     class RegressorMixin:
         def score(self, X, y, sample_weight=None) -> float:
-            return r2_score(y, self.predict(X))
+            """R² of the predictions (``sample_weight``-weighted)."""
+            return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
 
 ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
@@ -103,9 +120,15 @@ class PerSampleLoss(Loss):
     def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
         return self.inner._check(pred, target)
 
-    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
-        scale = self.factor / len(pred)
-        value = self.inner._forward(pred, target) * scale
+    def _forward(self, pred: np.ndarray, target: np.ndarray, weight=None) -> float:
+        # (with sample weights (m,): the weighted mean, over the batch's weight sum, as
+        # scikit-learn's np.average(..., weights=sample_weight))
+        if weight is None:
+            scale = self.factor / len(pred)
+            value = self.inner._forward(pred, target) * scale
+        else:
+            scale = self.factor / weight.sum()
+            value = self.inner._forward(pred, target, weight) * scale
         self._grad = self.inner.backward() * scale
         return value
 
@@ -156,7 +179,10 @@ class _BaseMLP(BaseEstimator):
 
     def _check_data(self, X, y=None, reset: bool = True):
         """Validate ``X`` (and ``y``) with scikit-learn's own checks when it is installed (so
-        its conventions and messages hold exactly), else with bprop's."""
+        its conventions and messages hold exactly), else with bprop's. Complex numbers are a
+        TypeError either way, checked first (NumPy would drop their imaginary parts)."""
+        refuse_complex_data(X, "X")
+        refuse_complex_data(y, "y")
         dtype = np.dtype(self.dtype)
         if validate_data is not None:
             if y is None:
@@ -206,14 +232,27 @@ class _BaseMLP(BaseEstimator):
         return [layer for layer in self.model_.layers if isinstance(layer, Dense)]
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, X, y):
-        """Train on ``(X, y)`` from fresh weights (or the current ones with ``warm_start``)."""
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)`` from fresh weights (or the current ones with ``warm_start``).
+
+        ``sample_weight`` (n_samples,), optional: each sample's weight in the loss, as in
+        scikit-learn's MLPs: each batch's loss is the weighted mean of its samples' losses,
+        and ``alpha``'s penalty is divided by the batch's weight sum instead of its size.
+        (Batches whose weights are all zero are skipped.)"""
         if not self.warm_start:
             self._partial_classes = None  # classes come from this y, not an old partial_fit
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
+
+    def _score_weight(self, X, y, sample_weight) -> np.ndarray | None:
+        """What ``score`` checks before scoring: no complex ``y``, and ``sample_weight``
+        (checked for the samples of ``X``, or None)."""
+        refuse_complex_data(y, "y")
+        refuse_complex_data(sample_weight, "sample_weight")
+        return check_sample_weight(sample_weight, _n_samples(X))
 
     def _validate_params(self) -> None:
         sizes = self.hidden_layer_sizes
+        refuse_complex_data(sizes, "hidden_layer_sizes")
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
         if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
                for s in sizes):
@@ -229,47 +268,54 @@ class _BaseMLP(BaseEstimator):
         for name, (value, options) in choices.items():
             if value not in options:
                 raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
-        positive = {"learning_rate_init": self.learning_rate_init, "max_iter": self.max_iter,
-                    "n_iter_no_change": self.n_iter_no_change, "epsilon": self.epsilon}
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        non_negative = {"alpha": self.alpha, "tol": self.tol, "power_t": self.power_t}
-        for name, value in non_negative.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-        ranges = {"momentum": (self.momentum, 0, 1, True), "beta_1": (self.beta_1, 0, 1, False),
-                  "beta_2": (self.beta_2, 0, 1, False),
-                  "validation_fraction": (self.validation_fraction, 0, 1, False),
-                  "dropout": (self.dropout, 0, 1, False)}
-        for name, (value, low, high, closed) in ranges.items():
-            if not (low <= value <= high if closed else low <= value < high) or (
-                    name == "validation_fraction" and value == 0):
-                raise ValueError(f"{name} must be in [{low}, {high}{']' if closed else ')'}, "
-                                 f"got {value!r}")
+        # Every number is checked for its type and range here, before anything is trained:
+        # a count given as 2.5 would otherwise fail deep inside (range(2.5)), and a complex
+        # number is a TypeError.
+        for name in ("max_iter", "n_iter_no_change"):
+            check_int(getattr(self, name), name)
+        for name in ("learning_rate_init", "epsilon"):
+            check_real(getattr(self, name), name, 0, low_open=True)
+        for name in ("alpha", "tol", "power_t"):
+            check_real(getattr(self, name), name, 0)
+        check_real(self.momentum, "momentum", 0, 1)
+        for name in ("beta_1", "beta_2", "dropout"):
+            check_real(getattr(self, name), name, 0, 1, high_open=True)
+        check_real(self.validation_fraction, "validation_fraction", 0, 1, low_open=True,
+                   high_open=True)
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping",
+                     "batch_norm"):
+            check_bool(getattr(self, name), name)
+        refuse_complex(self.verbose, "verbose")
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            check_int(self.verbose, "verbose", low=0)
+        refuse_complex(self.random_state, "random_state")
         get_device(self.device)  # a clear error now for a device this machine lacks
-        if self.batch_size != "auto" and (isinstance(self.batch_size, bool) or not isinstance(
-                self.batch_size, (int, np.integer)) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be 'auto' or a positive integer, got "
-                             f"{self.batch_size!r}")
+        refuse_complex(self.batch_size, "batch_size")
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            try:
+                check_int(self.batch_size, "batch_size")
+            except ValueError:
+                raise ValueError(f"batch_size must be 'auto' or a positive integer, got "
+                                 f"{self.batch_size!r}") from None
 
-    def _fit(self, X, y, incremental: bool):
+    def _fit(self, X, y, incremental: bool, sample_weight=None):
         self._validate_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
+        refuse_complex_data(sample_weight, "sample_weight")
         dtype = np.dtype(self.dtype)
         first_time = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._check_data(X, y, reset=first_time)
+        weight = check_sample_weight(sample_weight, len(X), dtype)
         Y = self._encode_targets(y, fitting=first_time)
         if first_time:
             self._initialize(X.shape[1], Y.shape[1], dtype)
         n_epochs = 1 if incremental else self.max_iter
         early_stopping = self.early_stopping and not incremental
+        w_val = None
         if early_stopping:
-            X, X_val, Y, Y_val, y_val = self._validation_split(X, Y, y)
+            X, X_val, Y, Y_val, y_val, weight, w_val = self._validation_split(X, Y, y, weight)
         batch_size = min(200, len(X)) if self.batch_size == "auto" else min(
             self.batch_size, len(X))
         if not hasattr(self, "_optimizer") or first_time or not incremental:
@@ -279,8 +325,9 @@ class _BaseMLP(BaseEstimator):
         self._step.regularizer = L2(self.alpha) if self.alpha else None  # (set_params may
         # have changed alpha since the step was made)
         X_placed, Y_placed = self._step._place(X, Y)  # on the model's device, once
+        weights = self._step._place_weights(weight, X_placed)  # (with them)
         for _ in range(n_epochs):
-            self._run_epoch(X_placed, Y_placed, batch_size)
+            self._run_epoch(X_placed, Y_placed, batch_size, weights)
             self.n_iter_ += 1
             self.t_ += len(X)
             if self.learning_rate == "invscaling" and self.solver == "sgd":
@@ -290,7 +337,7 @@ class _BaseMLP(BaseEstimator):
             if incremental:
                 continue
             self._update_no_improvement_count(early_stopping, X_val if early_stopping else None,
-                                               y_val if early_stopping else None)
+                                               y_val if early_stopping else None, w_val)
             if self._no_improvement_count > self.n_iter_no_change:
                 criterion = "Validation score" if early_stopping else "Training loss"
                 if self.solver == "sgd" and self.learning_rate == "adaptive" and \
@@ -338,11 +385,13 @@ class _BaseMLP(BaseEstimator):
         return get_optimizer("adam", lr=self.learning_rate_init,
                              betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
-    def _run_epoch(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> None:
+    def _run_epoch(self, X: np.ndarray, Y: np.ndarray, batch_size: int, weights=None) -> None:
         """One epoch through bprop's training step (the one ``Sequential.fit`` runs), with
-        ``alpha`` as an L2 penalty scaled by each batch's size."""
+        ``alpha`` as an L2 penalty scaled by each batch's size (or weight sum), and the
+        sample ``weights`` as the step placed them (or None)."""
         try:
-            self.loss_ = self._step._epoch(X, Y, batch_size, self.shuffle).loss
+            self.loss_ = self._step._epoch(X, Y, batch_size, self.shuffle,
+                                           weights=weights).loss
         except TrainingDivergedError as error:
             history = History()
             for loss in self.loss_curve_:
@@ -353,9 +402,10 @@ class _BaseMLP(BaseEstimator):
                 history) from None
         self.loss_curve_.append(self.loss_)
 
-    def _update_no_improvement_count(self, early_stopping: bool, X_val, y_val) -> None:
+    def _update_no_improvement_count(self, early_stopping: bool, X_val, y_val,
+                                     w_val=None) -> None:
         if early_stopping:
-            score = self.score(X_val, y_val)
+            score = self.score(X_val, y_val, sample_weight=w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:.6f}")
@@ -370,7 +420,10 @@ class _BaseMLP(BaseEstimator):
                                           if self.loss_ > self.best_loss_ - self.tol else 0)
             self.best_loss_ = min(self.best_loss_, self.loss_)
 
-    def _validation_split(self, X, Y, y):
+    def _validation_split(self, X, Y, y, weight=None):
+        """The training and validation parts of ``X``, ``Y``, ``y`` and the sample weights
+        (None stays None); a validation part that weighs nothing scores nothing, and is
+        scored unweighted."""
         from .data.preprocessing import train_test_split
 
         stratify = y if (self._estimator_type == "classifier" and y.ndim == 1) else None
@@ -380,7 +433,13 @@ class _BaseMLP(BaseEstimator):
         if len(val) < 2:
             raise ValueError("the validation set is too small for early_stopping; increase "
                              "validation_fraction or provide more samples")
-        return X[train], X[val], Y[train], Y[val], y[val]
+        if weight is None:
+            return X[train], X[val], Y[train], Y[val], y[val], None, None
+        if not weight[train].any():
+            raise ValueError("every sample of the training part of early_stopping's split "
+                             "has weight 0; give more samples a weight above 0")
+        w_val = weight[val] if weight[val].any() else None
+        return X[train], X[val], Y[train], Y[val], y[val], weight[train], w_val
 
     def _forward(self, X) -> np.ndarray:
         self._check_fitted()
@@ -388,10 +447,29 @@ class _BaseMLP(BaseEstimator):
         return to_numpy(self.model_._infer(X.astype(self.model_.dtype, copy=False)))
 
 
+def _n_samples(X) -> int:
+    """The number of samples (rows) of ``X`` in any form the estimators take."""
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(X)
+
+
 def _refuse_early_stopping(estimator) -> None:
     if estimator.early_stopping:
         raise ValueError("partial_fit does not support early_stopping=True: it trains one "
                          "epoch on the data it is given; use fit, or early_stopping=False")
+
+
+def _check_classes(classes) -> np.ndarray:
+    """The labels given to ``partial_fit`` as ``classes``, sorted and unique: numbers or
+    strings (as ``fit`` takes them), never complex numbers or nested lists."""
+    refuse_complex_data(classes, "classes")
+    labels = np.asarray(classes)
+    if labels.ndim != 1 or labels.dtype == object:
+        raise ValueError(f"classes must be a 1-D list of labels (numbers or strings), got "
+                         f"{classes!r}")
+    if labels.dtype.kind not in "biufUS":
+        raise TypeError(f"classes must hold numbers or strings, got dtype {labels.dtype}")
+    return np.unique(labels)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -409,15 +487,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _estimator_type = "classifier"
 
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``(X, y)``; ``classes`` (all labels) is required on the first call."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)`` (samples weighted by ``sample_weight``, as in
+        :meth:`fit`); ``classes`` (every label, of any kind: numbers or strings) is required
+        on the first call."""
         _refuse_early_stopping(self)
         if not hasattr(self, "model_"):
             if classes is None:
                 raise ValueError("the first call to partial_fit needs classes=[...] with every "
                                  "label that can occur")
-            self._partial_classes = np.unique(as_array(classes, "classes"))
-        return self._fit(X, y, incremental=True)
+            self._partial_classes = _check_classes(classes)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
         if y.ndim == 2 and y.shape[1] > 1:  # a multilabel indicator matrix
@@ -470,6 +550,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             exp = np.exp(out - out.max(axis=1, keepdims=True))
             return exp / exp.sum(axis=1, keepdims=True)
 
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy on ``(X, y)`` (for multilabel targets, of whole rows), each sample weighted
+        by ``sample_weight`` (n_samples,) when given, with or without scikit-learn."""
+        return super().score(X, y, sample_weight=self._score_weight(X, y, sample_weight))
+
     def predict_log_proba(self, X) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
@@ -498,10 +583,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _estimator_type = "regressor"
 
-    def partial_fit(self, X, y):
-        """One epoch over ``(X, y)``."""
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)`` (samples weighted by ``sample_weight``, as in
+        :meth:`fit`)."""
         _refuse_early_stopping(self)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
         y = y.astype(np.dtype(self.dtype), copy=False)
@@ -520,6 +606,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _make_loss(self) -> Loss:
         self.out_activation_ = "identity"
         return PerSampleLoss(MSE(reduction="sum"), factor=0.5)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² on ``(X, y)``, each sample weighted by ``sample_weight`` (n_samples,) when given,
+        with or without scikit-learn."""
+        return super().score(X, y, sample_weight=self._score_weight(X, y, sample_weight))
 
     def predict(self, X) -> np.ndarray:
         out = self._forward(X)

@@ -6,13 +6,21 @@ r"""Losses: a number measuring how wrong the predictions are, and its gradient.
 
 ``reduction="mean"`` (the default) averages over all elements, as PyTorch and scikit-learn do;
 ``"sum"`` adds them up, as the classic tutorials' update rules implicitly do.
+
+**Sample weights.** ``loss.forward(pred, target, sample_weight=w)`` weights each sample's
+terms by ``w[i]`` (shape (m,)): ``"sum"`` adds :math:`\sum_i w_i \ell_i`, and ``"mean"``
+divides that by :math:`\sum_i w_i` times the terms per sample, a weighted mean (scikit-learn's
+``np.average(..., weights=w)``). An integer weight k thus counts a sample k times, a weight 0
+leaves it out; weights of ones change nothing.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
-from .._checks import as_array, check_choice, check_finite
+from .._checks import as_array, check_choice, check_finite, check_sample_weight
 from ..backend import kernels
 from ..backend.devices import array_module, on_device, scalar
 from .overrides import InnerPass, through_public
@@ -36,25 +44,41 @@ class Loss:
         if "forward" in vars(cls) and "_forward" not in vars(cls):
             cls._forward = through_public(cls, "forward", lambda loss, *args: loss.forward(*args))
 
-    def forward(self, pred: np.ndarray, target) -> float:
+    def forward(self, pred: np.ndarray, target, sample_weight=None) -> float:
         """The loss of predictions ``pred`` (m, n_outputs) against ``target``; keeps the
-        gradient for :meth:`backward`. Checks both, then computes :meth:`_forward`."""
+        gradient for :meth:`backward`. Checks both, then computes :meth:`_forward`.
+        ``sample_weight`` (m,) weights each sample (see the module docstring)."""
         checked = self._check(pred, target)
+        weight = self._check_weight(sample_weight, checked[0])
         with InnerPass(self, "forward"):
-            value = self._forward(*checked)
+            value = self._forward(*checked) if weight is None else self._forward(*checked,
+                                                                                   weight)
         return value if type(value) is float else float(value)  # (from a device: one copy)
+
+    def _check_weight(self, sample_weight, pred):
+        """``sample_weight`` checked for the ``len(pred)`` samples, in ``pred``'s dtype and
+        memory; None stays None (every sample weighs 1)."""
+        if sample_weight is None:
+            return None
+        if not takes_sample_weight(self):
+            raise TypeError(f"{type(self).__name__} does not take sample weights: its "
+                            "_forward(pred, target, weight=None) has no weight argument")
+        weight = check_sample_weight(sample_weight, len(pred), pred.dtype)
+        return weight if type(pred) is np.ndarray else array_module(pred).asarray(weight)
 
     def _check(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
         """``pred`` and ``target`` checked and in the form :meth:`_forward` takes (a model's
         training step checks its data once, up front, and then calls ``_forward`` alone)."""
         return self._pred_and_target(pred, target)
 
-    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def _forward(self, pred: np.ndarray, target: np.ndarray, weight=None) -> float:
         """The loss's arithmetic, on checked input; sets ``self._grad``. Returns a float on the
         CPU and a 0-d array on a device (:func:`bprop.backend.devices.scalar`), so that a
-        training step on a GPU never waits to read it. A subclass writes
+        training step on a GPU never waits to read it. ``weight``, when given, is a checked
+        1-D array of per-sample weights (m,) where ``pred`` is, in its dtype. A subclass writes
         this (and, for checks of its own, :meth:`_check`); one written before the split,
-        which overrides ``forward`` alone, gets a ``_forward`` that runs it."""
+        which overrides ``forward`` alone, gets a ``_forward`` that runs it (and takes no
+        weights)."""
         raise NotImplementedError(f"{type(self).__name__} must define _forward(pred, target)")
 
     def __call__(self, pred: np.ndarray, target) -> float:
@@ -73,9 +97,15 @@ class Loss:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
-    def _scale(self, n_terms: int) -> float:
-        """The factor that turns a sum over terms into the requested reduction."""
-        return 1.0 / n_terms if self.reduction == "mean" else 1.0
+    def _scale(self, n_terms: int, weight=None):
+        """The factor that turns a sum over terms into the requested reduction: ``1 / n_terms``
+        for a mean; with per-sample weights (m,), ``1 / (weight.sum() * n_terms / m)``, a
+        weighted mean (a 0-d array where the weights are: a GPU step never reads it)."""
+        if self.reduction != "mean":
+            return 1.0
+        if weight is None:
+            return 1.0 / n_terms
+        return 1.0 / (weight.sum() * (n_terms // len(weight)))
 
     def _pred_and_target(self, pred, target) -> tuple[np.ndarray, np.ndarray]:
         """Check ``pred`` and a same-shaped float ``target``.
@@ -122,12 +152,13 @@ class MSE(Loss):
            [2.]])
     """
 
-    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def _forward(self, pred: np.ndarray, target: np.ndarray, weight=None) -> float:
         error = pred - target
-        scale = self._scale(error.size)
-        self._grad = error * (2 * scale)
-        flat = error.ravel()
-        return scalar(array_module(flat).dot(flat, flat) * scale)
+        scale = self._scale(error.size, weight)
+        weighted = error if weight is None else error * weight[:, None]
+        self._grad = weighted * (2 * scale)
+        xp = array_module(error)
+        return scalar(xp.dot(weighted.ravel(), error.ravel()) * scale)
 
 
 class BinaryCrossEntropy(Loss):
@@ -171,8 +202,10 @@ class BinaryCrossEntropy(Loss):
             )
         return pred, target
 
-    def _forward(self, pred: np.ndarray, target: np.ndarray) -> float:
-        xp, scale = array_module(pred), self._scale(pred.size)
+    def _forward(self, pred: np.ndarray, target: np.ndarray, weight=None) -> float:
+        xp, scale = array_module(pred), self._scale(pred.size, weight)
+        if weight is not None:
+            scale = weight[:, None] * scale  # (each sample's terms, weighted)
         if self.from_logits:
             losses = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
             with np.errstate(over="ignore"):  # exp(-z) -> inf gives the exact limit 0
@@ -182,6 +215,8 @@ class BinaryCrossEntropy(Loss):
             p = xp.clip(pred, eps, 1 - eps)
             losses = -(target * xp.log(p) + (1 - target) * xp.log1p(-p))
             self._grad = (p - target) / (p * (1 - p)) * scale
+        if weight is not None:
+            return scalar((losses * scale).sum())
         return scalar(losses.sum() * scale)
 
     def get_config(self) -> dict:
@@ -233,10 +268,11 @@ class SoftmaxCrossEntropy(Loss):
             f"{logits.shape}, got shape {target.shape}"
         )
 
-    def _forward(self, logits: np.ndarray, target: np.ndarray) -> float:
+    def _forward(self, logits: np.ndarray, target: np.ndarray, weight=None) -> float:
         n_samples, xp = len(logits), array_module(logits)
-        scale = self._scale(n_samples)
+        scale = self._scale(n_samples, weight)
         kernel = (None if target.ndim != 1 or type(logits) is np.ndarray  # (a GPU kernel only)
+                  or weight is not None  # (which takes no weights)
                   else kernels.compiled("softmax_cross_entropy", logits))
         if kernel is not None:  # (on a GPU: the lines below in one pass, see cuda_kernels)
             self._grad = xp.empty_like(logits)
@@ -252,14 +288,28 @@ class SoftmaxCrossEntropy(Loss):
         log_sum_exp = xp.log(sum_exp)                  # log_probs = shifted - log_sum_exp
         if target.ndim == 1:  # labels
             samples = xp.arange(n_samples)  # indexed [class, sample], as the arrays are
-            loss = log_sum_exp.sum() - shifted[target, samples].sum()
+            if weight is None:
+                loss = log_sum_exp.sum() - shifted[target, samples].sum()
+            else:
+                loss = xp.dot(weight, log_sum_exp - shifted[target, samples])
             probs[target, samples] -= 1
         else:  # one-hot or probability rows
-            loss = -(target.T * (shifted - log_sum_exp)).sum()
+            terms = target.T * (shifted - log_sum_exp)
+            loss = -(terms.sum() if weight is None else xp.dot(terms.sum(axis=0), weight))
             probs -= target.T
-        probs *= scale
+        probs *= scale if weight is None else weight * scale  # (a sample per column)
         self._grad = probs.T.copy()  # (n_samples, n_classes), C-ordered like the logits
         return scalar(loss * scale)
+
+
+def takes_sample_weight(loss: Loss) -> bool:
+    """Whether ``loss`` computes weighted losses: its ``_forward`` has a ``weight`` argument
+    (bprop's losses do; one written before weights, or overriding ``forward`` alone, does
+    not, and is refused sample weights with a clear error)."""
+    try:
+        return "weight" in inspect.signature(type(loss)._forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_distributions(target: np.ndarray, name: str) -> None:

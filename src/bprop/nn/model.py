@@ -21,6 +21,7 @@ from .._checks import (
     check_finite,
     check_positive_int,
     check_same_length,
+    check_sample_weight,
     check_seed,
 )
 from ..backend.devices import CPU, Device, array_module, get_device, on_device, to_numpy
@@ -36,6 +37,7 @@ from .losses import (
     check_distributions,
     class_labels,
     get_loss,
+    takes_sample_weight,
 )
 from .metrics import METRICS
 from .model_file import save
@@ -137,6 +139,13 @@ class Sequential:
         parameters = self.parameters()
         if parameters:  # (each parameter keeps its buffer, param._home)
             pack(parameters, self.dtype, xp=self.device.xp)
+
+    def __setstate__(self, state: dict) -> None:
+        # A pickled parameter carries its own array (see Parameter.__getstate__): an
+        # unpickled or copied model packs them into one buffer again, on its device, as a
+        # training step (recorded on a GPU, too) expects of a model.
+        self.__dict__.update(state)
+        self._pack()
 
     def to(self, device) -> Sequential:
         """Move the model to ``device`` (``"cpu"``, ``"cuda"`` or ``"auto"``), in
@@ -364,6 +373,7 @@ class Sequential:
         schedule: Schedule | None = None,
         callbacks: Sequence = (),
         verbose: int = 0,
+        sample_weight=None,
     ) -> History:
         """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
 
@@ -392,6 +402,11 @@ class Sequential:
         callbacks : :class:`~bprop.Callback` objects or functions ``f(epoch, history)``;
             returning True stops training (so does setting ``model.stop_training = True``).
         verbose : 0 silent, 1 one line per epoch.
+        sample_weight : array of shape (n_samples,), optional
+            Each sample's weight in the loss and its gradient (finite, >= 0, not all zero):
+            each batch's loss is the weighted mean of its samples' losses (for a mean loss;
+            the weighted sum for a summed one), so an integer weight k counts a sample k
+            times and a weight 0 leaves it out. The training metrics are weighted too.
 
         Raises
         ------
@@ -415,9 +430,11 @@ class Sequential:
         epochs = check_positive_int(epochs, "epochs")
         metrics = self._metric_names(metrics, loss)
         X, y = self._check_data(X, y, loss, "X", "y")
+        weight = step.check_weight(sample_weight, len(X))
         batch_size = len(X) if batch_size is None else min(
             check_positive_int(batch_size, "batch_size"), len(X))
         X_placed, y_placed = step._place(X, y)  # on the model's device, once, if they fit
+        weights = step._place_weights(weight, X_placed)  # (with them)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -434,7 +451,7 @@ class Sequential:
         try:
             for epoch in range(epochs):
                 scores = self._train_epoch(X_placed, y_placed, y, step, batch_size, shuffle,
-                                           metrics, epoch, history)
+                                           metrics, epoch, history, weights)
                 if validation_data is not None:
                     val = self._evaluate(X_val, y_val, loss, metrics)
                     scores.update({f"val_{k}": v for k, v in val.items()})
@@ -473,11 +490,14 @@ class Sequential:
                                  f"will have only {sorted(keys)}; {hint} or monitor='loss'")
 
     def _train_epoch(self, X, y, y_host, step: TrainingStep, batch_size: int, shuffle: bool,
-                     metrics: list[str], epoch: int, history: History) -> dict[str, float]:
-        """One pass over the data (``X``, ``y`` where :meth:`TrainingStep._place` put them) in
+                     metrics: list[str], epoch: int, history: History, weights=None
+                     ) -> dict[str, float]:
+        """One pass over the data (``X``, ``y`` where :meth:`TrainingStep._place` put them, the
+        sample ``weights`` where :meth:`TrainingStep._place_weights` put them, or None) in
         mini-batches; the epoch's running loss and metrics (scored against ``y_host``)."""
         try:
-            result = step._epoch(X, y, batch_size, shuffle, keep_outputs=bool(metrics))
+            result = step._epoch(X, y, batch_size, shuffle, keep_outputs=bool(metrics),
+                                 weights=weights)
         except TrainingDivergedError as error:
             raise TrainingDivergedError(
                 f"{error} in epoch {epoch + 1}; training stopped, the model keeps its last "
@@ -491,7 +511,8 @@ class Sequential:
             xp = array_module(result.outputs[0][0])
             out_all = to_numpy(xp.concatenate([out for out, _ in result.outputs]))
             rows = np.concatenate([np.arange(len(X))[b] for _, b in result.outputs])
-            scores.update(self._scores(out_all, y_host[rows], step.loss, metrics))
+            scores.update(self._scores(out_all, y_host[rows], step.loss, metrics,
+                                       None if weights is None else weights.host[rows]))
         return scores
 
     @staticmethod
@@ -507,22 +528,32 @@ class Sequential:
         return history[monitor][-1]
 
     # -- evaluation and prediction -----------------------------------------------------------
-    def evaluate(self, X, y, loss=None, metrics: Sequence[str] | None = None) -> dict[str, float]:
+    def evaluate(self, X, y, loss=None, metrics: Sequence[str] | None = None,
+                 sample_weight=None) -> dict[str, float]:
         """Loss and metrics on ``(X, y)`` in inference mode, e.g. ``{"loss": .., "accuracy": ..}``.
 
-        ``loss`` defaults to the one the model was last trained with.
+        ``loss`` defaults to the one the model was last trained with. ``sample_weight``
+        (n_samples,) weights each sample in the loss (a weighted mean, as in :meth:`fit`) and
+        in the metrics.
         """
         loss = self._loss_or_last(loss)
         self._check_loss_fits_output(loss)
         X, y = self._check_data(X, y, loss, "X", "y")
-        return self._evaluate(X, y, loss, self._metric_names(metrics, loss))
+        weight = None
+        if sample_weight is not None:
+            if not takes_sample_weight(loss):
+                raise TypeError(f"the loss {loss!r} does not take sample weights: its "
+                                "_forward(pred, target, weight=None) has no weight argument")
+            weight = check_sample_weight(sample_weight, len(X), self.dtype)
+        return self._evaluate(X, y, loss, self._metric_names(metrics, loss), weight)
 
-    def _evaluate(self, X, y, loss: Loss, metrics: list[str]) -> dict[str, float]:
+    def _evaluate(self, X, y, loss: Loss, metrics: list[str], weight=None) -> dict[str, float]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = to_numpy(self._infer(X))  # (scored on the host, where y is)
             y = to_numpy(y)
-            scores = {"loss": loss.forward(out, y)}
-        scores.update(self._scores(out, y, loss, metrics))
+            scores = {"loss": loss.forward(out, y, sample_weight=weight) if weight is not None
+                      else loss.forward(out, y)}
+        scores.update(self._scores(out, y, loss, metrics, weight))
         return scores
 
     def predict(self, X) -> np.ndarray:
@@ -577,7 +608,8 @@ class Sequential:
             return labels.ravel() if labels.shape[1] == 1 else labels
         return out.ravel() if out.shape[1] == 1 else out
 
-    def _scores(self, out, y, loss: Loss, metrics: list[str]) -> dict[str, float]:
+    def _scores(self, out, y, loss: Loss, metrics: list[str], weight=None
+                ) -> dict[str, float]:
         if not metrics:
             return {}
         scores = {}
@@ -587,9 +619,10 @@ class Sequential:
                     raise ValueError("the accuracy metric needs a classification loss")
                 truth = y.argmax(axis=1) if (loss.task == "multiclass" and y.ndim == 2) else y
                 predicted = self._decide(out, loss)
-                scores[name] = METRICS[name](truth.reshape(predicted.shape), predicted)
+                scores[name] = METRICS[name](truth.reshape(predicted.shape), predicted,
+                                             sample_weight=weight)
             else:
-                scores[name] = METRICS[name](y, out)
+                scores[name] = METRICS[name](y, out, sample_weight=weight)
         return scores
 
     # -- checks ------------------------------------------------------------------------------

@@ -28,6 +28,12 @@ With ``scale_penalty_by_batch=True`` the penalty and its gradient are divided by
 :math:`m`: ``L2(alpha)`` then costs :math:`\frac{\alpha}{2m}\sum W^2` per batch, which is how
 scikit-learn's MLPs apply ``alpha``.
 
+**Sample weights** (``sample_weight``, one per sample) are sliced into batches as the targets
+are. Each batch's loss is then its weighted mean (or weighted sum, for a summed loss), and
+with ``scale_penalty_by_batch`` the penalty is divided by the batch's weight sum instead of
+its :math:`m`, as scikit-learn's MLPs do. A batch whose weights are all zero carries nothing
+to learn from and is skipped. On a GPU the weights go over with the data, once.
+
 >>> import numpy as np, bprop as bp
 >>> X, y = bp.datasets.make_xor()
 >>> model = bp.Sequential([bp.Dense(2, 4), bp.Tanh(), bp.Dense(4, 1), bp.Sigmoid()], seed=0)
@@ -46,14 +52,20 @@ from typing import NamedTuple, NoReturn, Protocol
 
 import numpy as np
 
-from .._checks import all_finite, check_positive_float, check_positive_int, finite_flag
+from .._checks import (
+    all_finite,
+    check_positive_float,
+    check_positive_int,
+    check_sample_weight,
+    finite_flag,
+)
 from ..backend import graphs, kernels
 from ..backend.devices import Device, array_module, is_cupy, to_numpy
 from ..optim.optimizers import Optimizer, _clip_device_norm, clip_grad_norm, clip_grad_value
 from ..optim.regularizers import Regularizer
 from .history import History, TrainingDivergedError
 from .layers import BatchNorm, Dropout
-from .losses import Loss, get_loss
+from .losses import Loss, get_loss, takes_sample_weight
 from .parameter import Parameter, flat_views
 
 
@@ -108,9 +120,10 @@ class TrainingStep:
         Clip each gradient element to ``[-clip_value, clip_value]`` and/or rescale the
         gradients to a global L2 norm of at most ``clip_norm``, before the update.
 
-    Calling the step, ``step(X_batch, y_batch)``, checks the batch (shapes, dtype, finite
-    values, targets that fit the loss) and returns a :class:`StepResult`. :meth:`batches`
-    gives one epoch's mini-batches; :meth:`epoch` runs them all.
+    Calling the step, ``step(X_batch, y_batch)`` (or ``step(X_batch, y_batch,
+    sample_weight=w)``, ``w`` of shape (m,)), checks the batch (shapes, dtype, finite values,
+    targets that fit the loss) and returns a :class:`StepResult`. :meth:`batches` gives one
+    epoch's mini-batches; :meth:`epoch` runs them all.
 
     Raises
     ------
@@ -145,35 +158,63 @@ class TrainingStep:
         self._check_gradients = (self.clip_value is not None or self.clip_norm is not None
                                  or not optimizer.carries_nonfinite_gradients)
 
+    def __getstate__(self) -> dict:
+        """What a pickle keeps (an estimator pickles its step): the model, loss, optimizer and
+        settings; not the device's flags, recorded graphs and streams, nor the backup of the
+        values, which are made anew at the next step."""
+        state = dict(self.__dict__)
+        for name in _TRANSIENT:
+            state.pop(name, None)
+        state["_values_before"] = None
+        return state
+
     @property
     def xp(self):
         """The array module the model computes through (numpy, or cupy on a GPU)."""
         return self.parameters[0].xp if self.parameters else np
 
     # -- the public calls, which check what they are given -------------------------------------
-    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray) -> StepResult:
-        """One step on ``(X_batch, y_batch)``: forward, loss, backward, guarded update.
-        (On a GPU this call, unlike ``fit``, reads the step's loss and flags back at once.)"""
+    def __call__(self, X_batch: np.ndarray, y_batch: np.ndarray, sample_weight=None
+                 ) -> StepResult:
+        """One step on ``(X_batch, y_batch)``: forward, loss, backward, guarded update, each
+        sample weighted by ``sample_weight`` (m,) when given. (On a GPU this call, unlike
+        ``fit``, reads the step's loss and flags back at once.)"""
         X_batch, y_batch = self.model._check_data(X_batch, y_batch, self.loss, "X_batch",
                                                   "y_batch")
+        weight = self.check_weight(sample_weight, len(X_batch))
         self.model.loss = self.loss
         if self.xp is np:
-            return self._step(X_batch, y_batch)
+            return self._step(X_batch, y_batch, weight)
         X_batch, y_batch = self._place(X_batch, y_batch, always=True)
+        placed = self._place_weights(weight, X_batch)
         self._start_device_epoch()
         out, value, penalty = self._device_step(X_batch, y_batch,
-                                                self.loss.reduction == "mean")
+                                                self.loss.reduction == "mean",
+                                                None if placed is None else placed.placed)
         self._finish_device_epoch()
         return StepResult(out, float(value), float(penalty))
 
-    def epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int = 32, shuffle: bool = True
-              ) -> EpochResult:
-        """Every mini-batch of ``(X, y)`` once (see :meth:`batches`); the epoch's loss."""
+    def epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int = 32, shuffle: bool = True,
+              sample_weight=None) -> EpochResult:
+        """Every mini-batch of ``(X, y)`` once (see :meth:`batches`), each sample weighted by
+        ``sample_weight`` (n_samples,) when given; the epoch's loss."""
         X, y = self.model._check_data(X, y, self.loss, "X", "y")
+        weight = self.check_weight(sample_weight, len(X))
         batch_size = min(check_positive_int(batch_size, "batch_size"), len(X))
         self.model.loss = self.loss
         X, y = self._place(X, y)
-        return self._epoch(X, y, batch_size, shuffle)
+        return self._epoch(X, y, batch_size, shuffle, weights=self._place_weights(weight, X))
+
+    def check_weight(self, sample_weight, n_samples: int) -> np.ndarray | None:
+        """``sample_weight`` checked for ``n_samples`` samples (1-D, finite, non-negative, not
+        all zero), in the model's dtype on the host; None for none. A loss that cannot weigh
+        its samples is refused here."""
+        if sample_weight is None:
+            return None
+        if not takes_sample_weight(self.loss):
+            raise TypeError(f"the loss {self.loss!r} does not take sample weights: its "
+                            "_forward(pred, target, weight=None) has no weight argument")
+        return check_sample_weight(sample_weight, n_samples, self.model.dtype)
 
     def batches(self, n_samples: int, batch_size: int, shuffle: bool = True
                 ) -> list[np.ndarray | slice]:
@@ -194,13 +235,20 @@ class TrainingStep:
 
     # -- the inner loop, on data already checked -----------------------------------------------
     def _epoch(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
-               keep_outputs: bool = False) -> EpochResult:
+               keep_outputs: bool = False, weights: Weights | None = None) -> EpochResult:
+        """One epoch over data already checked and placed (:meth:`_place`), with the
+        weights it placed (or None)."""
         if self.xp is not np:
-            return self._device_epoch(X, y, batch_size, shuffle, keep_outputs)
+            return self._device_epoch(X, y, batch_size, shuffle, keep_outputs, weights)
         mean = self.loss.reduction == "mean"
         total, outputs = 0.0, []
         for rows in self.batches(len(X), batch_size, shuffle):
-            out, value, penalty = self._step(X[rows], y[rows])
+            if weights is None:
+                out, value, penalty = self._step(X[rows], y[rows])
+            elif not weights.host[rows].any():
+                continue  # (nothing to learn from a batch that weighs nothing)
+            else:
+                out, value, penalty = self._step(X[rows], y[rows], weights.host[rows])
             # A mean loss is averaged over the epoch's samples, a summed one summed over them;
             # the penalty is charged per sample, batch by batch.
             total += (value if not mean else value * len(out)) + penalty * len(out)
@@ -208,14 +256,16 @@ class TrainingStep:
                 outputs.append((out.copy(), rows))
         return EpochResult(total / len(X) if mean else total + 0.0, outputs)
 
-    def _step(self, X_batch: np.ndarray, y_batch: np.ndarray) -> StepResult:
-        model, parameters, regularizer = self.model, self.parameters, self._penalty(len(X_batch))
+    def _step(self, X_batch: np.ndarray, y_batch: np.ndarray, weight=None) -> StepResult:
+        model, parameters = self.model, self.parameters
+        regularizer = self._penalty(len(X_batch) if weight is None else float(weight.sum()))
         # Running statistics change in the forward pass: keep them to undo a bad batch.
         saved_buffers = [b.copy() for b in self._buffers]
         # Non-finite values are detected here and reported in one clear error, not warned about.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = model._forward(X_batch, training=True)
-            value = self.loss._forward(out, y_batch)  # (the data were checked)
+            value = (self.loss._forward(out, y_batch) if weight is None  # (checked data)
+                     else self.loss._forward(out, y_batch, weight))
             penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
             if not np.isfinite(value + penalty):
                 self._abandon(saved_buffers, f"{_FAILURES[1]} ({value + penalty})")
@@ -251,6 +301,15 @@ class TrainingStep:
             return X, y
         return device.asarray(X), device.asarray(y)
 
+    def _place_weights(self, weight: np.ndarray | None, X_placed) -> Weights | None:
+        """Checked sample weights (on the host) placed where :meth:`_place` put the data
+        ``X_placed`` (one copy to a device), as :class:`Weights`; None for none."""
+        if weight is None:
+            return None
+        if array_module(X_placed) is np:
+            return Weights(weight, weight)
+        return Weights(self.model.device.asarray(weight), weight)
+
     def _start_device_epoch(self) -> None:
         """Reset the flags an epoch on a device keeps where the model is: made there once and
         then reset in place (a recorded step writes the arrays it recorded)."""
@@ -274,11 +333,15 @@ class TrainingStep:
             # (a schedule changed the learning rate, or a setting changed: record anew)
             self._graphs, self._graphs_settings = {}, settings
 
-    def _device_epoch(self, X, y, batch_size: int, shuffle: bool, keep_outputs: bool
-                      ) -> EpochResult:
+    def _device_epoch(self, X, y, batch_size: int, shuffle: bool, keep_outputs: bool,
+                      weights: Weights | None = None) -> EpochResult:
         xp, mean = self.xp, self.loss.reduction == "mean"
         resident = array_module(X) is xp
         batches = self.batches(len(X), batch_size, shuffle)
+        if weights is not None:  # (a batch that weighs nothing is skipped, as on the CPU;
+            # decided from the weights on the host, so nothing waits for the device)
+            batches = [rows for rows in batches if weights.host[rows].any()]
+        w = None if weights is None else weights.placed
         # The permutation goes over in one copy; a batch's rows are then sliced from it there.
         order = xp.asarray(np.concatenate(batches)) if resident and shuffle else None
         self._start_device_epoch()
@@ -287,21 +350,23 @@ class TrainingStep:
         if stream is not None:
             # (the graphs' stream waits for the one the data and flags were queued on)
             stream.wait_event(xp.cuda.get_current_stream().record())
-        sent = None if resident else _BatchSender(X, y, batches, xp)
+        data = (X, y) if w is None else (X, y, w)
+        sent = None if resident else _BatchSender(data, batches, xp)
         with contextlib.nullcontext() if stream is None else stream:
             for rows in batches:
                 count = _count(rows, len(X))
                 if sent is not None:  # (too large for the device: this batch goes over now)
-                    X_batch, y_batch = sent.next()
+                    batch = sent.next()
                 elif order is None:
-                    X_batch, y_batch = X[rows], y[rows]
+                    batch = tuple(array[rows] for array in data)
                 else:
-                    X_batch, y_batch = X[order[start:start + count]], y[order[start:start + count]]
+                    picked = order[start:start + count]
+                    batch = tuple(array[picked] for array in data)
                 start += count
                 if stream is None:
-                    out = self._device_step(X_batch, y_batch, mean)[0]
+                    out = self._device_step(*batch[:2], mean, *batch[2:])[0]
                 else:
-                    out = self._replayed_step(X_batch, y_batch, mean)
+                    out = self._replayed_step(*batch[:2], mean, *batch[2:])
                 if keep_outputs:
                     outputs.append((out.copy(), rows))
             if stream is not None:
@@ -309,22 +374,25 @@ class TrainingStep:
             total = self._finish_device_epoch()
         return EpochResult(total / len(X) if mean else total + 0.0, outputs)
 
-    def _device_step(self, X_batch, y_batch, mean: bool):
+    def _device_step(self, X_batch, y_batch, mean: bool, w_batch=None):
         """:meth:`_step` on a device: ``(out, loss, penalty)`` as device arrays, the step's
         tests folded into the epoch's flags and the step undone (restore_where) where they
         say it failed (see the module's docstring); the batch's loss is added to the epoch's
-        (averaged over the epoch's samples for a ``mean`` loss, else summed)."""
+        (averaged over the epoch's samples for a ``mean`` loss, else summed). ``w_batch``:
+        the batch's sample weights, on the device (their sum stays there too)."""
         # (the stand-in computes with NumPy, which would warn where CuPy is silent)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._device_step_unwarned(X_batch, y_batch, mean)
+            return self._device_step_unwarned(X_batch, y_batch, mean, w_batch)
 
-    def _device_step_unwarned(self, X_batch, y_batch, mean: bool):
-        model, parameters, regularizer = self.model, self.parameters, self._penalty(len(X_batch))
+    def _device_step_unwarned(self, X_batch, y_batch, mean: bool, w_batch=None):
+        model, parameters = self.model, self.parameters
+        regularizer = self._penalty(len(X_batch) if w_batch is None else w_batch.sum())
         xp, rows = self.xp, len(X_batch)
         healthy_so_far, kept_steps, failure, total = self._flags
         saved_buffers = [b.copy() for b in self._buffers]
         out = model._forward(X_batch, training=True)
-        value = self.loss._forward(out, y_batch)
+        value = (self.loss._forward(out, y_batch) if w_batch is None
+                 else self.loss._forward(out, y_batch, w_batch))
         penalty = 0.0 if regularizer is None else regularizer._forward(parameters)
         loss_finite = xp.isfinite(value + penalty)
         stats_finite = xp.ones((), dtype=bool)
@@ -374,7 +442,7 @@ class TrainingStep:
             stream = self._stream = self.xp.cuda.Stream(non_blocking=True)
         return stream
 
-    def _replayed_step(self, X_batch, y_batch, mean: bool):
+    def _replayed_step(self, X_batch, y_batch, mean: bool, w_batch=None):
         """One step through a recorded graph: the batch copied into the graph's inputs and
         the graph replayed. A batch of a new shape first runs as it is (which compiles its
         kernels and makes the arrays the step keeps) and then records its graph, which runs
@@ -386,26 +454,26 @@ class TrainingStep:
         those arrays, and their identities, to tell."""
         arrays = self._arrays_outside_the_graph()
         identities = tuple(map(id, arrays))
-        key = (X_batch.shape, y_batch.shape)
+        batch = (X_batch, y_batch) if w_batch is None else (X_batch, y_batch, w_batch)
+        key = tuple(array.shape for array in batch)  # (weights or none: a graph each)
         entry = self._graphs.get(key)
         if isinstance(entry, _Recorded) and entry.identities != identities:
             entry = None
         if entry is None:
             self._graphs[key] = _WARMING_UP
-            return self._device_step(X_batch, y_batch, mean)[0]
+            return self._device_step(X_batch, y_batch, mean, w_batch)[0]
         if entry is _WARMING_UP:
-            inputs = (X_batch.copy(), y_batch.copy())
+            inputs = tuple(array.copy() for array in batch)
             results = []
             graph = graphs.StepGraph.record(
-                lambda: results.append(self._device_step(*inputs, mean)[0]), self.xp,
-                self._stream)
+                lambda: results.append(self._device_step(*inputs[:2], mean, *inputs[2:])[0]),
+                self.xp, self._stream)
             if graph is None or not results:
                 self._no_graphs, self._graphs = True, {}
-                return self._device_step(X_batch, y_batch, mean)[0]
+                return self._device_step(X_batch, y_batch, mean, w_batch)[0]
             entry = self._graphs[key] = _Recorded(graph, inputs, results[0], arrays, identities)
-        x_in, y_in = entry.inputs
-        x_in[...] = X_batch
-        y_in[...] = y_batch
+        for graph_input, array in zip(entry.inputs, batch, strict=True):
+            graph_input[...] = array
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (as in the step)
             entry.graph.replay()
         return entry.output
@@ -442,10 +510,13 @@ class TrainingStep:
         return float(summary[0])
 
     # -- machinery -------------------------------------------------------------------------
-    def _penalty(self, batch_rows: int) -> Regularizer | None:
+    def _penalty(self, batch_size) -> Regularizer | None:
+        """The penalty of one batch: divided by ``batch_size`` (its number of samples, or the
+        sum of its sample weights: a float, or a 0-d array on a device) when scaled by
+        batch. (Made anew: the strength may change.)"""
         if self.regularizer is None or not self.scale_penalty_by_batch:
             return self.regularizer
-        return self.regularizer.scaled(1 / batch_rows)  # (made anew: the strength may change)
+        return self.regularizer._scaled_by(1 / batch_size)
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray]:
         """The parameters' flat values and gradients (free: the model packed them into one
@@ -468,8 +539,21 @@ class TrainingStep:
         raise TrainingDivergedError(message, History())
 
 
+#: what a step keeps only while it runs on a device (see TrainingStep.__getstate__)
+_TRANSIENT = ("_flags", "_graphs", "_graphs_settings", "_stream", "_no_graphs",
+              "_steps_before")
+
 #: a graph whose batch shape has run once, as it is, and is recorded the next time
 _WARMING_UP = "warming up"
+
+
+class Weights(NamedTuple):
+    """Checked sample weights (n_samples,): where the data were placed (the device, or the
+    host for data sent batch by batch), and on the host (which decides, without waiting for
+    the device, which batches weigh nothing)."""
+
+    placed: object
+    host: np.ndarray
 
 
 class _Recorded(NamedTuple):
@@ -490,15 +574,16 @@ class _BatchSender:
     into a device array waits until the step that read it last is done. Elsewhere (the
     stand-in) a batch is simply copied when it is needed."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, batches: list, xp) -> None:
-        self.X, self.y, self.batches, self.xp = X, y, list(batches), xp
-        self.position = 0
+    def __init__(self, data: tuple, batches: list, xp) -> None:
+        # (data: (X, y), or (X, y, sample_weight), each sliced into the same batches)
+        self.data, self.batches, self.xp = data, list(batches), xp
+        self.position, self.n_samples = 0, len(data[0])
         self.pinned = is_cupy(xp)
         if self.pinned:
             import cupyx
 
-            rows = max(_count(b, len(X)) for b in self.batches)
-            shapes = ((rows, *X.shape[1:]), X.dtype), ((rows, *y.shape[1:]), y.dtype)
+            rows = max(_count(b, self.n_samples) for b in self.batches)
+            shapes = [((rows, *array.shape[1:]), array.dtype) for array in data]
             self.host = [[cupyx.empty_pinned(*shape) for shape in shapes] for _ in range(2)]
             self.device = [[xp.empty(*shape) for shape in shapes] for _ in range(2)]
             self.copies = xp.cuda.Stream(non_blocking=True)
@@ -511,8 +596,8 @@ class _BatchSender:
         if index >= len(self.batches):
             return
         rows, slot = self.batches[index], index % 2
-        count = _count(rows, len(self.X))
-        for host, device, data in zip(self.host[slot], self.device[slot], (self.X, self.y),
+        count = _count(rows, self.n_samples)
+        for host, device, data in zip(self.host[slot], self.device[slot], self.data,
                                       strict=True):
             host[:count] = data[rows]  # (the slot's last copy is done: see next)
             if after is not None:
@@ -526,16 +611,15 @@ class _BatchSender:
         self.position += 1
         if not self.pinned:
             rows = self.batches[index]
-            return self.xp.asarray(self.X[rows]), self.xp.asarray(self.y[rows])
-        slot, count = index % 2, _count(self.batches[index], len(self.X))
+            return tuple(self.xp.asarray(array[rows]) for array in self.data)
+        slot, count = index % 2, _count(self.batches[index], self.n_samples)
         compute = self.xp.cuda.get_current_stream()
         compute.wait_event(self.copied[slot])
         self.copied[slot].synchronize()  # (its page-locked buffers may be refilled after)
         # The other slot was read by the step before this one, queued already: the copy
         # into it waits for that step.
         self._send(index + 1, after=compute.record())
-        X_dev, y_dev = self.device[slot]
-        return X_dev[:count], y_dev[:count]
+        return tuple(array[:count] for array in self.device[slot])
 
 
 def _count(rows, n_samples: int) -> int:

@@ -337,11 +337,47 @@ class Optimizer:
                                        for p in parameters])
             # (the array module by name: an optimizer pickles)
             state = {"step": 0, "decay_mask": mask, "arrays": {}, "xp": xp.__name__}
-            self._states[key] = state
-            # Forget the state when the parameters go (their ids could then be reused), so an
-            # optimizer used for many models does not keep them all alive.
-            weakref.finalize(parameters[0], self._states.pop, key, None)
+            self._adopt_state(parameters, state)
         return state
+
+    def _adopt_state(self, parameters: list[Parameter], state: dict) -> None:
+        """Keep ``state`` for ``parameters``: under their ids, with weak references to them (for
+        pickling), and forgotten when they go (their ids could then be reused), so that an
+        optimizer used for many models does not keep them all alive."""
+        key = tuple(id(p) for p in parameters)
+        self._states[key] = state
+        owners = self.__dict__.setdefault("_owners", {})
+        owners[key] = [weakref.ref(p) for p in parameters]
+        weakref.finalize(parameters[0], self._states.pop, key, None)
+        weakref.finalize(parameters[0], owners.pop, key, None)
+
+    # -- pickling: the state is keyed by the parameters' ids, which a pickle cannot keep -------
+    def __getstate__(self) -> dict:
+        """The optimizer's attributes, its state kept as ``(parameters, state)`` pairs: pickled
+        with the model whose parameters they are (``pickle.dumps((model, optimizer))``, or an
+        estimator), the pairs name the very parameters the copy of the model has, and
+        :meth:`__setstate__` keys the state by their new ids. (Work arrays are left out:
+        they are made anew when needed.)"""
+        attributes = dict(self.__dict__)
+        owners = attributes.pop("_owners", {})
+        pairs = []
+        for key, state in self._states.items():
+            parameters = [ref() for ref in owners.get(key, ())]
+            if parameters and all(p is not None for p in parameters):
+                pairs.append((parameters, {name: value for name, value in state.items()
+                                           if name not in _WORK_ARRAYS}))
+        attributes["_states"] = pairs
+        return attributes
+
+    def __setstate__(self, attributes: dict) -> None:
+        attributes = dict(attributes)
+        pairs = attributes.pop("_states", [])
+        self.__dict__.update(attributes)
+        self._states, self._owners = {}, {}
+        if isinstance(pairs, dict):  # (pickled before the state kept its parameters: the ids
+            pairs = []               # it is keyed by mean nothing now)
+        for parameters, state in pairs:
+            self._adopt_state(list(parameters), state)
 
     @staticmethod
     def _move_state(state: dict, xp) -> None:
@@ -353,7 +389,7 @@ class Optimizer:
         state["arrays"] = {name: move(array) for name, array in state["arrays"].items()}
         if state["decay_mask"] is not None:
             state["decay_mask"] = move(state["decay_mask"])
-        for store in ("kept", "new", "scratch", "device_step", "device_scalars"):
+        for store in _WORK_ARRAYS:
             state.pop(store, None)
         state["xp"] = xp.__name__
 
@@ -748,6 +784,11 @@ class RMSProp(Optimizer):
     def get_config(self) -> dict:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
                 "centered": self.centered, "weight_decay": self.weight_decay}
+
+
+#: what an optimizer's state keeps beyond its step count, mask and arrays: work arrays and
+#: device copies, made anew when needed (not moved, nor pickled)
+_WORK_ARRAYS = ("kept", "new", "scratch", "device_step", "device_scalars")
 
 
 def _spares_undo(values, backup) -> bool:

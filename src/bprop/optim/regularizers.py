@@ -50,6 +50,14 @@ class Regularizer:
         ``alpha / (2 m)`` on a batch of ``m`` samples (``L2(alpha).scaled(1 / m)``)."""
         raise NotImplementedError
 
+    def _scaled_by(self, factor) -> Regularizer:
+        """The same penalty times ``factor``: a Python number (:meth:`scaled`), or a 0-d array
+        on a device, such as ``1 / sum(w)`` for a batch of sample weights ``w``, which a
+        training step on a GPU computes there and never reads."""
+        if isinstance(factor, (int, float, np.number)):
+            return self.scaled(float(factor))
+        return _Scaled(self, factor)
+
     def _value(self, weights: np.ndarray) -> float:
         raise NotImplementedError
 
@@ -59,6 +67,22 @@ class Regularizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+class _Scaled(Regularizer):
+    """A penalty times a factor held as a 0-d array (see :meth:`Regularizer._scaled_by`)."""
+
+    def __init__(self, inner: Regularizer, factor) -> None:
+        self.inner, self.factor = inner, factor
+
+    def scaled(self, factor: float) -> Regularizer:
+        return _Scaled(self.inner, self.factor * factor)
+
+    def _value(self, weights: np.ndarray):
+        return self.inner._value(weights) * self.factor
+
+    def _gradient(self, weights: np.ndarray) -> np.ndarray:
+        return self.inner._gradient(weights) * self.factor
 
 
 class L2(Regularizer):
