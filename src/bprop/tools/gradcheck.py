@@ -28,9 +28,9 @@ under :math:`10^{-6}` while an absolute error above :math:`10^{-10}|f|` still fa
 The same noise, :math:`\epsilon|f|/h` with :math:`\epsilon \approx 2.2 \times 10^{-16}` to
 within a small factor, decides which elements are judged on their own: only those at least
 :math:`10^7` times larger, whose noise stays near :math:`10^{-7}` of their size. Below that
-cutoff an element would fail a :math:`10^{-6}` tolerance on rounding alone (a correct
-784-256-128-10 network has thousands of gradients between :math:`10^{-3} s` and the cutoff, and
-fails without it); its error still counts against the scale :math:`s`.
+cutoff an element can fail a :math:`10^{-6}` tolerance on rounding alone (a correct
+784-256-128-10 network on 32 random rows fails without the cutoff); its error still counts
+against the scale :math:`s`.
 
 The objective is
 
@@ -51,9 +51,8 @@ Each checked element costs two evaluations of the objective, so a full check tak
 than ``time_budget`` (a minute by default), it checks instead a random sample of the same
 number of elements in every array, as many as fit the budget (arrays smaller than that are
 checked whole). The sample is drawn from ``seed``, so a check repeats exactly. A wrong
-gradient usually shows in every element it touches, so a sample of a few thousand elements
-finds it, but a single wrong element escapes unless it is drawn: ``sample=None`` checks them
-all.
+backward pass usually spoils many elements of an array, and a sample finds it; a single wrong
+element escapes unless it is drawn: ``sample=None`` checks them all.
 """
 
 from __future__ import annotations
