@@ -8,6 +8,8 @@ wrong and exit with status 2; ``--debug`` shows the full traceback instead.
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 
 from .._version import __version__
@@ -17,12 +19,59 @@ from ..io import ModelFileError
 from .errors import UsageError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless it says it already or has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings or isinstance(action, argparse._HelpAction)):
+            return text
+        return f"{text} (default: {default})".lstrip()
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that suggests the closest subcommand, choice or option to a mistyped
+    one ("did you mean ...?")."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, Parser] = {}
+
+    def options(self) -> list[str]:
+        return [flag for action in self._actions for flag in action.option_strings]
+
+    def error(self, message: str):
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            choices = [c.strip().strip("'\"") for c in match[2].split(",")]
+            message += _suggestion(match[1], choices)
+        super().error(message)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self.commands:  # the top parser: name the subcommand's options
+            command = self.commands.get(getattr(namespace, "command", None), self)
+            unknown = [word for word in extras if word.startswith("-")]
+            hint = _suggestion(unknown[0].split("=")[0], command.options() + self.options()) \
+                if unknown else ""
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace, extras
+
+
+def _suggestion(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import demos
     from ..tools import compare as comparison
     from . import teach, train
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bprop", description="Neural networks with hand-written backpropagation.")
     parser.add_argument("--version", action="version", version=f"bprop {__version__}")
     parser.add_argument("--debug", action="store_true",
@@ -32,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, run, help: str, description: str = ""):
         sub = commands.add_parser(name, help=help, description=description or help)
+        parser.commands[name] = sub
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show full tracebacks instead of one-line errors")
         sub.set_defaults(run=run)
@@ -52,17 +102,26 @@ def build_parser() -> argparse.ArgumentParser:
         "saves the best model so far.")
     train.add_train_arguments(train_parser)
 
-    evaluate = command("evaluate", train.run_evaluate, "score a saved model on test data")
-    train.add_model_arguments(evaluate, "a dataset name or CSV file (default: the dataset the "
-                              "model was trained on)")
-    evaluate.add_argument("--data-dir", default=None, help="folder with MNIST-style files")
+    evaluate = command(
+        "evaluate", train.run_evaluate, "score a saved model on test data",
+        "Score a saved model: on every row of a CSV file (--data FILE.csv, its columns matched "
+        "to the model's by header name), or, without --data, on the test split of the data it "
+        "was trained on, split as train split it. Prints how many rows it scored.")
+    train.add_model_arguments(evaluate, "a CSV file (every row is scored) or a built-in "
+                              "dataset's name (its test part); default: the run's own test "
+                              "split")
+    evaluate.add_argument("--data-dir", default=None, help=train.DATA_DIR_HELP)
     evaluate.add_argument("--seed", type=int, default=None,
                           help="the split's seed (default: the run's, from its config.toml)")
 
-    predict = command("predict", train.run_predict,
-                      "write a saved model's predictions for a CSV file")
+    predict = command(
+        "predict", train.run_predict, "write a saved model's predictions for a CSV file",
+        "Write a saved model's predictions for each row of a CSV file. Its columns are matched "
+        "to the model's features by header name, in any order; a file without a header is "
+        "read by position.")
     train.add_model_arguments(predict, "a CSV file of samples")
-    predict.add_argument("--output", default="predictions.csv", help="where to write them")
+    predict.add_argument("--output", default="predictions.csv",
+                         help="where to write them ('-': standard output)")
 
     compare = command(
         "compare", comparison.run_from_arguments,

@@ -2,8 +2,13 @@
 
 ``train`` takes its settings from command-line options, from a TOML file (``--config``), or
 both (options win). It writes a run folder: ``model.npz``, ``preprocessing.json`` (how to scale
-new data, and the class names), ``metrics.csv`` and ``metrics.json`` (every metric per epoch and
-the final test scores), ``config.toml`` (the settings used) and pictures.
+new data and the target, the class names, the feature names and where the data are),
+``metrics.csv`` and ``metrics.json`` (every metric per epoch and the final test scores),
+``config.toml`` (the settings used, with absolute data paths) and pictures.
+
+``evaluate`` and ``predict`` read a model and the run folder beside it (``runs/latest`` by
+default, where ``train`` writes without ``--out``). They match a CSV file's columns to the
+model's features by header name, and take them by position only in a file without a header.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +55,27 @@ TYPES = {"dataset": str, "target": str, "data_dir": str, "task": str, "scale": s
 OPTIMIZERS = tuple(name.lower() for name in OPTIMIZER_CLASSES)  # sgd, adam, adamw, rmsprop
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("cpu", "cuda", "auto")
+#: the model evaluate and predict read without --model: what train writes without --out
+DEFAULT_MODEL = f"{DEFAULTS['out']}/model.npz"
+#: the cap on what a model file may unpack to, unless --max-bytes raises it (io.load's)
+DEFAULT_MAX_BYTES = 2**31
+DATA_DIR_HELP = ("the folder holding mnist/ (or fashion-mnist/), or that folder itself; "
+                 "like BPROP_DATA (default: $BPROP_DATA, then ~/.cache/bprop)")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bprop train``: each defaults to None so that a config file can fill it."""
-    add = parser.add_argument
+    """Options of ``bprop train``: each defaults to None so that a config file can fill it;
+    the help says the default that applies when neither gives it."""
+    def add(flag: str, help: str = "", **options) -> None:
+        key = flag.lstrip("-").replace("-", "_")
+        if DEFAULTS.get(key) not in (None, False) and "default" not in help:
+            help = f"{help} (default: {DEFAULTS[key]})".lstrip()
+        parser.add_argument(flag, help=help or None, **options)
+
     add("--config", help="a TOML file with any of the settings below (options override it)")
-    add("--dataset", help=f"one of {', '.join(datasets.NAMES)}, or a CSV file "
-        f"(default {DEFAULTS['dataset']})")
+    add("--dataset", help=f"one of {', '.join(datasets.NAMES)}, or a CSV file")
     add("--target", help="the CSV's target column, by name or index (default: the last)")
-    add("--data-dir", help="folder with the MNIST / Fashion-MNIST files")
+    add("--data-dir", help=DATA_DIR_HELP)
     add("--task", choices=["auto", "classification", "regression"])
     add("--scale", choices=list(datasets.SCALINGS),
         help="feature scaling (auto: standard, none for images)")
@@ -83,7 +102,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int)
     add("--device", choices=list(DEVICES), help="where to train: cpu (default), cuda (an "
         "NVIDIA GPU through CuPy) or auto (the GPU if there is one)")
-    add("--out", help="run folder (default runs/latest)")
+    add("--out", help="run folder")
     add("--quiet", action="store_true", help="no progress output")
 
 
@@ -117,7 +136,8 @@ def read_config(path: Path) -> dict:
     config = {key.replace("-", "_"): value for key, value in config.items()}
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
-        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known keys are "
+        hint = datasets.did_you_mean(unknown[0], DEFAULTS) if len(unknown) == 1 else ""
+        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}{hint}; known keys are "
                          f"{', '.join(sorted(DEFAULTS))}")
     for key, value in config.items():
         if key == "layers" and isinstance(value, list):
@@ -133,8 +153,8 @@ def read_config(path: Path) -> dict:
 
 
 def write_config(settings: dict, path: Path) -> None:
-    lines = ["# the settings of this run. Rerun them from the folder you trained in (paths are",
-             "# as given there): bprop train --config THIS_FILE --out ANOTHER_FOLDER"]
+    lines = ["# the settings of this run (its data by absolute path). Rerun them from anywhere:",
+             "# bprop train --config THIS_FILE --out ANOTHER_FOLDER"]
     for key, value in settings.items():
         if value is None:
             continue
@@ -149,6 +169,41 @@ def write_config(settings: dict, path: Path) -> None:
 
 
 # -- train ---------------------------------------------------------------------------------------
+class Interrupts:
+    """Ctrl-C while a run trains stops the training (KeyboardInterrupt, as usual); from then
+    on, and once ``saving`` is set, a further Ctrl-C is only noted (``pending``), so that the
+    model and its run files are written in full before the command stops.
+
+    Only Python's own SIGINT handling is replaced: a process that ignores SIGINT (started in
+    the background) or handles it itself, or code outside the main thread, keeps its own.
+    """
+
+    def __init__(self) -> None:
+        self.saving = False
+        self.pending = False
+        self._previous = None
+
+    def __enter__(self) -> Interrupts:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if not self.saving:
+            self.saving = True
+            raise KeyboardInterrupt
+        if not self.pending:
+            print("\nbprop train: still saving the run; it stops once the model and its files "
+                  "are written", file=sys.stderr, flush=True)
+        self.pending = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 def run_train(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     check_settings(settings)
@@ -157,6 +212,11 @@ def run_train(args: argparse.Namespace) -> int:
                          scale=settings["scale"], task=settings["task"], seed=settings["seed"])
     model = build_model(settings, data)
     X_train, y_train, validation = split_validation(settings, data)
+    if data.task == "regression":  # the network learns the target standardised
+        y_train = datasets.scale_target(y_train, data.preprocessing)
+        if validation is not None:
+            validation = (validation[0],
+                          datasets.scale_target(validation[1], data.preprocessing))
     optimizer = build_optimizer(settings)
     loss = "softmax_cross_entropy" if data.task == "classification" else "mse"
     monitor = "val_loss" if validation else "loss"
@@ -174,32 +234,84 @@ def run_train(args: argparse.Namespace) -> int:
         print(model.summary())
         print(f"training on {len(X_train)} samples of {settings['dataset']} "
               f"({data.task}), testing on {len(data.X_test)}", flush=True)
+    # The run records where its data are, so that evaluate and a rerun work from anywhere.
+    settings["dataset"] = data.preprocessing["dataset"]
+    settings["data_dir"] = data.preprocessing["data_dir"] or settings["data_dir"]
     interrupted = False
     history = None
+    with Interrupts() as interrupts:
+        try:
+            history = model.fit(X_train, y_train, loss=loss, optimizer=optimizer,
+                                epochs=settings["epochs"], batch_size=settings["batch_size"],
+                                validation_data=validation, metrics=None,
+                                regularizer=regularizer, schedule=schedule, callbacks=callbacks)
+            interrupts.saving = True
+        except KeyboardInterrupt:
+            interrupts.saving = interrupted = True
+            if best.restore(model):
+                print(f"\ninterrupted: saving the best model so far (epoch "
+                      f"{best.best_epoch + 1})", file=sys.stderr, flush=True)
+            else:
+                print("\ninterrupted before the first epoch ended: saving the model as it is",
+                      file=sys.stderr, flush=True)
+        history = history.history if history is not None else best.history
+        test = save_run(model, data, settings, history, out, interrupted, best.best_epoch)
+    if interrupts.pending:
+        print("bprop train: interrupted: the model and its run files are saved; no pictures",
+              file=sys.stderr)
+        return 130
     try:
-        history = model.fit(X_train, y_train, loss=loss, optimizer=optimizer,
-                            epochs=settings["epochs"], batch_size=settings["batch_size"],
-                            validation_data=validation, metrics=None, regularizer=regularizer,
-                            schedule=schedule, callbacks=callbacks)
+        pictures = draw_pictures(model, data, history, out)
     except KeyboardInterrupt:
-        interrupted = True
-        if best.restore(model):
-            print(f"\ninterrupted: saving the best model so far (epoch {best.best_epoch + 1})",
-                  file=sys.stderr, flush=True)
-        else:
-            print("\ninterrupted before the first epoch ended: saving the model as it is",
-                  file=sys.stderr, flush=True)
-    history = history.history if history is not None else best.history
-    test = model.evaluate(data.X_test, data.y_test)
-    model.save(out / "model.npz")
-    datasets.save_preprocessing(data.preprocessing, out)
-    write_config(settings, out / "config.toml")
-    write_metrics(history, test, out, interrupted, best.best_epoch)
-    pictures = draw_pictures(model, data, history, out)
+        print("\nbprop train: interrupted while drawing: the model and its run files are "
+              "saved; pictures skipped", file=sys.stderr)
+        return 130
     scores = "  ".join(f"test {k} {v:.4f}" for k, v in test.items())
     print(f"{scores}\nsaved {out / 'model.npz'} and the run's metrics, config and "
           f"{len(pictures)} picture(s) in {out}/")
     return 130 if interrupted else 0
+
+
+def save_run(model: Sequential, data: datasets.Data, settings: dict, history: dict, out: Path,
+             interrupted: bool, best_epoch: int | None) -> dict:
+    """Write the model first, then the files that say how to use it, then the test scores.
+
+    Each step is done even if a Ctrl-C breaks off the one before (one that reaches here as a
+    KeyboardInterrupt, despite :class:`Interrupts`): an interrupted run is never left without
+    its model.
+    """
+    test: dict = {}
+
+    def score_and_record() -> None:
+        test.update(score(model, data.X_test, data.y_test, data.preprocessing))
+        write_metrics(history, test, out, interrupted, best_epoch)
+
+    steps = [(lambda: model.save(out / "model.npz"), out / "model.npz"),
+             (lambda: datasets.save_preprocessing(data.preprocessing, out),
+              out / "preprocessing.json"),
+             (lambda: write_config(settings, out / "config.toml"), out / "config.toml"),
+             (score_and_record, out / "metrics.json")]
+    for step, written in steps:
+        for _ in range(2):  # once more if an interrupt broke it off before its file was written
+            try:
+                step()
+                break
+            except KeyboardInterrupt:
+                if written.is_file():
+                    break
+    return test
+
+
+def score(model: Sequential, X: np.ndarray, y: np.ndarray, preprocessing: dict) -> dict:
+    """The loss (and accuracy) of a classifier; for a regression, the loss the network was
+    trained on (the MSE of the standardised target) and R², MAE and RMSE in the target's own
+    units."""
+    if preprocessing.get("task") != "regression":
+        return model.evaluate(X, y)
+    scores = model.evaluate(X, datasets.scale_target(y, preprocessing))
+    predicted = datasets.unscale_target(model.predict(X), preprocessing)
+    scores.update(datasets.regression_scores(predicted, y))
+    return {key: scores[key] for key in ("loss", "r2", "mae", "rmse")}
 
 
 def check_settings(settings: dict) -> None:
@@ -317,7 +429,8 @@ def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Pa
     if data.X_train.shape[1] == 1 and data.task == "regression":
         X = np.concatenate([data.X_train, data.X_test])
         y = np.concatenate([data.y_train, data.y_test])
-        paths.append(plotting.plot_fit(X, y, model.predict(X), out / "fit.png",
+        predicted = datasets.unscale_target(model.predict(X), data.preprocessing)
+        paths.append(plotting.plot_fit(X, y, predicted, out / "fit.png",
                                        title="fitted curve against the data"))
     if data.task == "classification":
         n = data.n_outputs
@@ -334,47 +447,138 @@ def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Pa
 
 
 # -- evaluate and predict ------------------------------------------------------------------------
+def parse_size(text: str) -> int:
+    """A size in bytes: a whole number, or one with a binary suffix (``512M``, ``8G``, ``1T``)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)(i?b)?\s*", str(text), flags=re.I)
+    if not match or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: give bytes, or a number with K, M, G or T (e.g. 8G)")
+    return int(match[1]) * 1024 ** "_KMGT".find(match[2].upper() or "_")
+
+
+def add_max_bytes_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-bytes SIZE``, for every command that loads a model file."""
+    parser.add_argument(
+        "--max-bytes", type=parse_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+        help="refuse a model file that would unpack to more than this many bytes (K, M, G, T "
+        "suffixes allowed); the cap keeps a damaged or hostile file from making bprop "
+        "allocate memory without bound, so raise it (e.g. 8G) only for a larger model you "
+        "trust (default: 2G)")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, data_help: str) -> None:
-    parser.add_argument("--model", required=True, help="a model file written by bprop train")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="a model file written by bprop train; its run folder's "
+                        "preprocessing.json and config.toml are read beside it")
     parser.add_argument("--data", help=data_help)
     parser.add_argument("--target", default=None, help="the CSV's target column (name or "
-                        "index); for evaluate the default is the last column")
+                        "index); default: the run's target column, else the last")
+    add_max_bytes_argument(parser)
 
 
-def load_model(path: str):
+def load_model(path: str, max_bytes: int = DEFAULT_MAX_BYTES):
+    """The model at ``path`` and the preprocessing of its run folder, checked against it."""
     model_path = Path(path)
     if not model_path.is_file():
-        raise UsageError(f"model file {model_path} not found; train one with: bprop train "
-                         "--out FOLDER")
+        default = (f" ({DEFAULT_MODEL} is where bprop train saves without --out)"
+                   if str(path) == DEFAULT_MODEL else "")
+        raise UsageError(f"model file {model_path} not found{default}; train one with: "
+                         "bprop train --out FOLDER, or give --model FILE")
     try:
-        model = io.load(model_path)
+        model = io.load(model_path, max_bytes=max_bytes)
     except io.ModelFileError as error:
-        raise UsageError(str(error)) from None
-    return model, datasets.read_preprocessing(model_path)
+        message = " ".join(str(error).split())
+        if "max_bytes" in message:
+            message += "; on the command line: --max-bytes SIZE (e.g. 8G)"
+        raise UsageError(message) from None
+    return model, datasets.read_preprocessing(model_path, model.n_inputs, model.n_outputs)
+
+
+def run_config(model_path: str) -> dict:
+    """The settings of the run a model comes from (its config.toml), or {} without one."""
+    path = Path(model_path).parent / "config.toml"
+    return read_config(path) if path.is_file() else {}
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Score the model on the test part of its data, split exactly as ``train`` split it (the
-    run's config.toml gives the seed, test fraction, target and data folder), or on another
-    dataset given with --data."""
-    model, preprocessing = load_model(args.model)
-    config_path = Path(args.model).parent / "config.toml"
-    run = read_config(config_path) if config_path.is_file() else {}
+    """Score the model on every row of a CSV file given with --data; without --data, on the
+    test part of its own data, split exactly as ``train`` split it (the run's config.toml gives
+    the seed, test fraction, target and data folder); with --data NAME of a built-in dataset,
+    on that dataset's test part."""
+    model, preprocessing = load_model(args.model, args.max_bytes)
+    run = run_config(args.model)
+    if args.data and args.data.lower().endswith(".csv"):
+        X, y, what = every_row(args, model, preprocessing, run)
+    else:
+        X, y, what = test_part(args, model, preprocessing, run)
+    scores = score(model, X, y, preprocessing)
+    print(f"scored {len(X)} rows: {what}")
+    print("  ".join(f"{key} {value:.4f}" for key, value in scores.items()))
+    return 0
+
+
+def every_row(args: argparse.Namespace, model: Sequential, preprocessing: dict, run: dict):
+    """Every row of the CSV file ``args.data``, its columns matched to the model's."""
+    path = Path(args.data)
+    columns = datasets.read_header(path)
+    recorded = preprocessing.get("target")
+    if args.target is not None:
+        target = args.target
+    elif columns is not None and recorded is not None:
+        if recorded not in columns:
+            raise UsageError(f"{path} has no column {recorded!r}, the target the model "
+                             "predicts; give --target COLUMN")
+        target = recorded
+    else:
+        configured = str(run.get("target", "-1"))
+        target = configured if configured.lstrip("-").isdigit() else "-1"
+    data = datasets.load(str(path), target=target, scale="none",
+                         task=preprocessing.get("task", "auto"), every_row=True)
+    names = data.preprocessing["feature_names"]
+    order = datasets.feature_order(path, names, preprocessing, "evaluate", model.n_inputs)
+    X = data.X_test if order is None else data.X_test[:, order]
+    _check_width(X, model, path, f" besides the target {data.preprocessing['target']!r}")
+    trained_on = preprocessing.get("dataset")
+    seen = (" (the file the model was trained on: most of its rows were seen in training)"
+            if trained_on and Path(trained_on) == path.resolve() else "")
+    return apply(model, X, preprocessing), relabel(data, preprocessing), \
+        f"every row of {path}{seen}"
+
+
+def test_part(args: argparse.Namespace, model: Sequential, preprocessing: dict, run: dict):
+    """The test part of the run's own data (or of the built-in dataset ``args.data``)."""
     name = args.data or run.get("dataset") or preprocessing.get("dataset")
     if not name:
         raise UsageError("say which data to evaluate on: --data NAME_OR_CSV")
-    same_data = name == run.get("dataset")
+    own = name in (run.get("dataset"), preprocessing.get("dataset"))
+    seed = args.seed if args.seed is not None else run.get("seed", DEFAULTS["seed"])
+    fraction = run.get("test_fraction", DEFAULTS["test_fraction"])
+    data_dir = args.data_dir or (
+        (run.get("data_dir") or preprocessing.get("data_dir")) if own else None)
+    csv_file = name.lower().endswith(".csv")
+    if csv_file and not Path(name).is_file():
+        raise UsageError(f"the run's data file {name} is not there any more; give --data FILE "
+                         "to score every row of a file")
     data = datasets.load(
-        name, target=args.target or (run.get("target", "-1") if same_data else "-1"),
-        data_dir=args.data_dir or (run.get("data_dir") if same_data else None),
-        test_fraction=run.get("test_fraction", DEFAULTS["test_fraction"]),
-        scale="none", task=preprocessing.get("task", "auto"),
-        seed=args.seed if args.seed is not None else run.get("seed", DEFAULTS["seed"]))
-    X = apply(model, data.X_test, preprocessing)
-    y = relabel(data, preprocessing)
-    scores = model.evaluate(X, y)
-    print("  ".join(f"{key} {value:.4f}" for key, value in scores.items()))
-    return 0
+        name, target=args.target or (run.get("target", "-1") if own else "-1"),
+        data_dir=data_dir, test_fraction=fraction, scale="none",
+        task=preprocessing.get("task", "auto"), seed=seed)
+    X = data.X_test
+    if csv_file:
+        order = datasets.feature_order(Path(name), data.preprocessing["feature_names"],
+                                       preprocessing, "evaluate", model.n_inputs,
+                                       quiet=own)
+        X = X if order is None else X[:, order]
+    _check_width(X, model, Path(name), "")
+    if name in datasets.IDX_SOURCES:
+        folder = data.preprocessing["data_dir"]
+        what = f"the test set of {name}" + (f" in {folder}" if folder else "")
+    elif name == "xor":
+        what = "the four points of xor"
+    else:
+        what = (f"the test split ({fraction:.0%} of the rows) of {name}, as train split it "
+                f"(seed {seed}); --data FILE.csv scores every row of a file")
+    return apply(model, X, preprocessing), relabel(data, preprocessing), what
 
 
 def relabel(data: datasets.Data, preprocessing: dict) -> np.ndarray:
@@ -392,42 +596,69 @@ def relabel(data: datasets.Data, preprocessing: dict) -> np.ndarray:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    model, preprocessing = load_model(args.model)
+    """Write the model's predictions for each row of a CSV file, its columns matched to the
+    model's features by header name (by position in a file without a header)."""
+    model, preprocessing = load_model(args.model, args.max_bytes)
     if not args.data or not args.data.lower().endswith(".csv"):
         raise UsageError("predict reads the samples from a CSV file: --data FILE.csv")
     path = Path(args.data)
-    if not path.is_file():
-        raise UsageError(f"data file {path} not found")
+    columns = datasets.read_header(path)
     from ..data import load_csv
+    from ..data.csv import load_features
 
-    table = load_csv(path, target=datasets._column(args.target)) if args.target else None
-    X = table.X if table is not None else _features_only(path)
+    if args.target is not None:  # a file that keeps its target column: it is left out
+        with datasets.csv_errors(path):
+            table = load_csv(path, target=datasets._column(args.target),
+                             header=columns is not None)
+        X, names = table.X, (table.feature_names if columns is not None else None)
+        order = datasets.feature_order(path, names, preprocessing, "predict", model.n_inputs)
+    else:
+        order = datasets.feature_order(path, columns, preprocessing, "predict", model.n_inputs)
+        with datasets.csv_errors(path):
+            X = load_features(path)
+    X = X if order is None else X[:, order]
+    _check_width(X, model, path, "")
     X = apply(model, X, preprocessing)
-    predicted = model.predict(X)
-    classes = preprocessing.get("classes")
-    labels = [classes[i] for i in predicted] if classes else predicted.tolist()
-    rows = [["prediction"]] + [[label] for label in labels]
-    if preprocessing.get("task") == "classification":
-        proba = model.predict_proba(X)
-        names = classes or [str(i) for i in range(proba.shape[1])]
-        rows[0] += [f"p({name})" for name in names]
-        for row, p in zip(rows[1:], proba, strict=True):
-            row += [f"{value:.6f}" for value in p]
+    rows = prediction_rows(model, X, preprocessing)
+    if args.output == "-":
+        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
+        sys.stdout.flush()
+        print(f"wrote {len(rows) - 1} predictions to standard output", file=sys.stderr)
+        return 0
     output = Path(args.output)
     with output.open("w", newline="") as file:
         csv.writer(file).writerows(rows)
-    print(f"wrote {len(labels)} predictions to {output}")
+    print(f"wrote {len(rows) - 1} predictions to {output}")
     return 0
 
 
-def _features_only(path: Path) -> np.ndarray:
-    """A CSV of feature columns only (a header line is allowed)."""
-    from ..data.csv import load_features
+def prediction_rows(model: Sequential, X: np.ndarray, preprocessing: dict) -> list[list]:
+    """A header row, then one row per sample: the predicted class and each class's probability
+    (to 6 decimals), or the predicted value(s) in the target's units (to 6 significant
+    digits)."""
+    predicted = model.predict(X)
+    classes = preprocessing.get("classes")
+    if preprocessing.get("task") == "classification":
+        labels = [classes[i] for i in predicted] if classes else predicted.tolist()
+        proba = model.predict_proba(X)
+        names = classes or [str(i) for i in range(proba.shape[1])]
+        rows = [["prediction", *(f"p({name})" for name in names)]]
+        rows += [[label, *(f"{value:.6f}" for value in p)]
+                 for label, p in zip(labels, proba, strict=True)]
+        return rows
+    values = np.asarray(datasets.unscale_target(predicted, preprocessing), dtype=np.float64)
+    values = values.reshape(len(values), -1)
+    header = (["prediction"] if values.shape[1] == 1
+              else [f"prediction {j}" for j in range(values.shape[1])])
+    return [header] + [[f"{value:.6g}" for value in row] for row in values]
 
-    try:
-        return load_features(path)
-    except ValueError as error:
-        raise UsageError(f"{error}; give --target if the file has a target column") from None
+
+def _check_width(X: np.ndarray, model: Sequential, path: Path, besides: str) -> None:
+    if model.n_inputs is not None and X.shape[1] != model.n_inputs:
+        raise UsageError(
+            f"{path} has {X.shape[1]} feature columns{besides} but the model expects "
+            f"{model.n_inputs}; a file without a header line is read by position, so give it "
+            "the training data's header line, or drop the columns the model does not use")
 
 
 def apply(model: Sequential, X: np.ndarray, preprocessing: dict) -> np.ndarray:
