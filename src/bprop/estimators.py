@@ -454,6 +454,7 @@ def _n_samples(X) -> int:
 
 
 def _refuse_early_stopping(estimator) -> None:
+    estimator._validate_params()  # (early_stopping=1 is refused as not a bool, first)
     if estimator.early_stopping:
         raise ValueError("partial_fit does not support early_stopping=True: it trains one "
                          "epoch on the data it is given; use fit, or early_stopping=False")
