@@ -189,6 +189,9 @@ def test_the_saved_epoch_is_marked_when_given(tmp_path, figures):
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert f"best epoch {best} (saved)" in labels
         assert_nothing_clipped(fig)
+    plotting.plot_history(history, tmp_path / "h.png", best_epoch=3, saved=False)
+    labels = [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()]
+    assert "best epoch 3" in labels and not any("saved" in label for label in labels)
     for wrong in (0, 6, 2.5):
         with pytest.raises(ValueError, match="best_epoch must be a whole number in 1..5"):
             plotting.plot_history(history, tmp_path / "x.png", best_epoch=wrong)

@@ -254,11 +254,13 @@ def plot_fit(x: np.ndarray, y: np.ndarray, y_fit: np.ndarray, path, title: str =
 
 # -- curves ----------------------------------------------------------------------------------------
 def plot_loss_curves(curves: dict[str, list[float]], path, title: str = "",
-                     ylabel: str = "training loss", *, best_epoch: int | None = None) -> Path:
+                     ylabel: str = "training loss", *, best_epoch: int | None = None,
+                     saved: bool = True) -> Path:
     """One line per named curve against the epoch (1, 2, ...); write a PNG.
 
-    ``best_epoch`` (counted from 1), when given, is marked with a dashed vertical line: the epoch
-    whose weights were kept.
+    ``best_epoch`` (counted from 1), when given, is marked with a dashed vertical line, labelled
+    "best epoch N (saved)", or "best epoch N" with ``saved=False`` (when the weights kept are
+    another epoch's, such as the last).
     """
     plt = _pyplot()
     length = max((len(values) for values in curves.values()), default=0)
@@ -266,7 +268,7 @@ def plot_loss_curves(curves: dict[str, list[float]], path, title: str = "",
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for name, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
-    _epoch_axis(ax, best_epoch)
+    _epoch_axis(ax, best_epoch, saved)
     ax.set_ylabel(ylabel)
     ax.legend()
     ax.set_title(title, fontsize=9)
@@ -274,11 +276,13 @@ def plot_loss_curves(curves: dict[str, list[float]], path, title: str = "",
 
 
 def plot_history(history: dict[str, list[float]], path, *, best_epoch: int | None = None,
-                 title: str = "") -> Path:
+                 saved: bool = True, title: str = "") -> Path:
     """Loss (and accuracy, R², MAE when recorded) per epoch, training and validation; a PNG.
 
     ``history`` maps a metric's name (and ``val_`` + name) to one value per epoch;
-    ``best_epoch`` (counted from 1), when given, marks the epoch whose weights were saved.
+    ``best_epoch`` (counted from 1), when given, is marked on every panel, labelled "best epoch
+    N (saved)", or "best epoch N" with ``saved=False`` (when the weights kept are another
+    epoch's, such as the last).
     """
     plt = _pyplot()
     panels = [name for name in ("loss", "accuracy", "r2", "mae") if name in history]
@@ -295,7 +299,7 @@ def plot_history(history: dict[str, list[float]], path, *, best_epoch: int | Non
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], label="validation", marker=marker,
                     markersize=3)
-        _epoch_axis(ax, best_epoch)
+        _epoch_axis(ax, best_epoch, saved)
         ax.set_ylabel({"r2": "R²", "mae": "mean absolute error"}.get(name, name))
         ax.legend()
     if title:
@@ -310,14 +314,14 @@ def _check_best_epoch(best_epoch: int | None, epochs: int) -> None:
                          f"1), got {best_epoch!r}")
 
 
-def _epoch_axis(ax, best_epoch: int | None) -> None:
+def _epoch_axis(ax, best_epoch: int | None, saved: bool) -> None:
     from matplotlib.ticker import MaxNLocator  # (matplotlib is there: the caller drew)
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
     ax.set_xlabel("epoch")
     if best_epoch is not None:
         ax.axvline(best_epoch, color="0.3", linestyle="--", linewidth=1, gid="best-epoch",
-                   label=f"best epoch {best_epoch} (saved)")
+                   label=f"best epoch {best_epoch}" + (" (saved)" if saved else ""))
 
 
 # -- confusion matrices ----------------------------------------------------------------------------
