@@ -384,6 +384,16 @@ except IDXMemoryError as error:
     assert result.stdout.startswith(f"{path}: not enough memory to read it"), result.stdout
 
 
+def test_the_command_line_refuses_the_gzip_bomb_in_one_line(bomb_folder, capsys):
+    from bprop.cli.main import main
+
+    status = main(["train", "--dataset", "mnist", "--data-dir", str(bomb_folder.parent),
+                   "--epochs", "1", "--out", str(bomb_folder.parent / "run")])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and len(error.splitlines()) == 1, error
+    assert "train-images-idx3-ubyte.gz is not the genuine" in error
+
+
 def test_memory_errors_while_loading_mnist_name_the_file(bomb_folder, monkeypatch):
     def no_memory(path, limit=None):
         raise MemoryError
@@ -434,6 +444,23 @@ def test_data_dir_and_bprop_data_accept_the_parent_or_the_folder_alike(tmp_path,
     # Downloads go where the next search looks first.
     assert mnist.download_folder(source, tmp_path / "data") == tmp_path / "data" / "fake"
     assert mnist.download_folder(source, tmp_path / "fake") == tmp_path / "fake"
+
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def test_the_command_line_finds_real_mnist_from_either_folder(monkeypatch):
+    if not (SHARED / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("the real MNIST files are not in ../shared/data/mnist")
+    from bprop.cli import data
+
+    monkeypatch.delenv("BPROP_DATA", raising=False)
+    parent = data.load("mnist", data_dir=str(SHARED))
+    itself = data.load("mnist", data_dir=str(SHARED / "mnist"))
+    assert parent.X_train.shape == itself.X_train.shape == (60000, 784)
+    np.testing.assert_array_equal(parent.y_test, itself.y_test)
+    monkeypatch.setenv("BPROP_DATA", str(SHARED / "mnist"))
+    np.testing.assert_array_equal(data.load("mnist").y_test, itself.y_test)
 
 
 def test_the_subfolder_wins_and_the_other_dataset_s_folder_is_not_taken(tmp_path,

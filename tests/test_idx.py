@@ -62,3 +62,26 @@ def test_absurd_header_sizes_are_reported_not_overflowed(tmp_path):
     path.write_bytes(bytes([0, 0, 8, 4]) + (2**32 - 1).to_bytes(4, "big") * 4 + b"\0" * 10)
     with pytest.raises(IDXError, match="huge-idx3-ubyte: truncated.*file holds 10"):
         read_idx(path)
+
+
+@pytest.mark.parametrize("name", ["data.idx", "data.idx.gz"])
+def test_reading_with_a_limit_stops_one_byte_past_it(tmp_path, name):
+    from bprop.data.idx import decompress, read_bytes
+
+    write_idx(tmp_path / name, np.arange(100, dtype=np.uint8))
+    whole = read_bytes(tmp_path / name)
+    assert len(whole) == 108 and bytes(read_bytes(tmp_path / name, limit=108)) == whole
+    assert bytes(read_bytes(tmp_path / name, limit=50)) == whole[:51]  # one byte more: too long
+    raw = (tmp_path / name).read_bytes()
+    assert bytes(decompress(raw, name, limit=10)) == whole[:11]
+    assert bytes(decompress(raw, name)) == whole
+
+
+def test_a_gzipped_file_holding_more_than_its_header_promises_is_refused(tmp_path):
+    path = tmp_path / "long-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 8, 9])))
+    with pytest.raises(IDXError, match="long-idx1-ubyte.gz: has trailing data.*more than 2"):
+        read_idx(path)
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 7, 8, 9])))
+    with pytest.raises(IDXError, match="truncated: .* but the file holds 3"):
+        read_idx(path)

@@ -109,8 +109,8 @@ def load_mnist(data_dir=None, *, scale: bool = True, flatten: bool = True,
 
     Parameters
     ----------
-    data_dir : folder holding the four files; by default they are searched for (see the
-        module docstring).
+    data_dir : folder holding the four files, or holding a ``mnist/`` folder with them; by
+        default they are searched for (see the module docstring).
     scale : True for float32 pixels in [0, 1]; False for the raw uint8 values 0..255.
     flatten : True for images as rows of 784 values (ready for ``fit``); False for 28x28.
     download : fetch the files from the public mirrors if they are nowhere to be found.
