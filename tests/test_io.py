@@ -341,3 +341,15 @@ def test_non_finite_or_missing_weights_are_refused_clearly(tmp_path):
     replace_member(path, "param/0.weight.npy", whole[:-12])
     with pytest.raises(bp.ModelFileError, match="damaged: 'param/0.weight' is cut short"):
         bp.load(path)
+
+
+def test_a_file_numpy_compressed_still_loads(tmp_path):
+    model, optimizer, X, _ = trained_model()
+    model.save(tmp_path / "model.npz", optimizer=optimizer)
+    with np.load(tmp_path / "model.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    np.savez_compressed(tmp_path / "compressed.npz", **arrays)  # (deflate, as NumPy writes it)
+    with zipfile.ZipFile(tmp_path / "compressed.npz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    loaded, _ = bp.load(tmp_path / "compressed.npz", optimizer=True)
+    np.testing.assert_array_equal(loaded.forward(X), model.forward(X))
