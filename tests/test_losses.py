@@ -166,3 +166,13 @@ def test_soft_targets_must_sum_to_one():
 def test_empty_predictions_are_refused():
     with pytest.raises(ValueError, match="empty"):
         bp.MSE().forward(np.zeros((0, 1)), np.zeros(0))
+
+
+@pytest.mark.parametrize("loss", [bp.MSE(), bp.BinaryCrossEntropy(from_logits=True),
+                                  bp.SoftmaxCrossEntropy()])
+def test_complex_predictions_or_targets_are_a_type_error(loss):
+    pred, target = np.zeros((3, 2)), np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(TypeError, match="^pred holds complex numbers"):
+        loss.forward(pred + 1j, target)
+    with pytest.raises(TypeError, match="^target holds complex numbers"):
+        loss.forward(pred, target + 0j)

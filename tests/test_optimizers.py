@@ -209,3 +209,15 @@ def test_twenty_steps_match_pytorch(name):
                                    rtol=0, atol=1e-10)
         np.testing.assert_allclose(ours_layer.bias, theirs_layer.bias.detach().numpy(),
                                    rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: bp.SGD(lr=0.1 + 1j), "lr"), (lambda: bp.SGD(lr=0.1, momentum=0.5j), "momentum"),
+    (lambda: bp.Adam(betas=(0.9 + 0j, 0.999)), "betas"), (lambda: bp.Adam(eps=1e-8j), "eps"),
+    (lambda: bp.RMSProp(alpha=0.99j), "alpha"), (lambda: bp.L2(0.1j), "strength"),
+    (lambda: bp.AdamW(weight_decay=np.complex64(0.01)), "weight_decay"),
+])
+def test_complex_settings_are_a_type_error_naming_them(make, name):
+    # (float() of a complex NumPy scalar would keep only its real part, with a warning)
+    with pytest.raises(TypeError, match=f"^{name} holds complex numbers"):
+        make()

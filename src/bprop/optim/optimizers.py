@@ -30,7 +30,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._checks import all_finite, check_choice, check_positive_float, finite_flag
+from .._checks import (
+    all_finite,
+    check_choice,
+    check_positive_float,
+    check_real,
+    finite_flag,
+    refuse_complex_data,
+)
 from ..backend import kernels as _kernels
 from ..backend.devices import array_module, to_numpy
 from ..nn.parameter import Parameter, flat_views
@@ -597,10 +604,14 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(0 <= b < 1 for b in betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
+        refuse_complex_data(betas, "betas")
+        try:
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                raise ValueError
+            self.betas = tuple(check_real(beta, "betas", 0, 1, high_open=True)
+                               for beta in betas)
+        except ValueError:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
         self.eps = check_positive_float(eps, "eps")
 
     def update(self, values: np.ndarray, grads: np.ndarray, state: dict) -> None:
@@ -749,9 +760,7 @@ class RMSProp(Optimizer):
                  momentum: float = 0.0, centered: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
-        if not 0 <= alpha < 1:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_real(alpha, "alpha", 0, 1, high_open=True)
         self.eps = check_positive_float(eps, "eps")
         self.momentum = check_positive_float(momentum, "momentum", allow_zero=True)
         self.centered = bool(centered)
