@@ -16,6 +16,10 @@ What is computed, scikit-learn's way:
   :math:`m` samples (so its gradient is :math:`\\alpha W / m`), included in ``loss_curve_``;
 * initial weights and biases: uniform on :math:`\\pm\\sqrt{6/(n_{in}+n_{out})}`
   (:math:`\\sqrt{2/(\\ldots)}` for ``"logistic"``);
+* ``sample_weight`` (``fit``, ``partial_fit``, ``score``): each batch's loss is the weighted
+  mean of its samples' losses, and ``alpha``'s penalty is divided by the batch's weight sum
+  instead of :math:`m`; with ``early_stopping`` the validation part is scored with its
+  weights; a batch whose weights are all zero is skipped (scikit-learn divides by zero there);
 * stopping: after ``n_iter_no_change`` epochs in which the training loss (or, with
   ``early_stopping``, the validation score) failed to improve by ``tol``.
 

@@ -31,8 +31,10 @@ scikit-learn's MLPs apply ``alpha``.
 **Sample weights** (``sample_weight``, one per sample) are sliced into batches as the targets
 are. Each batch's loss is then its weighted mean (or weighted sum, for a summed loss), and
 with ``scale_penalty_by_batch`` the penalty is divided by the batch's weight sum instead of
-its :math:`m`, as scikit-learn's MLPs do. A batch whose weights are all zero carries nothing
-to learn from and is skipped. On a GPU the weights go over with the data, once.
+its :math:`m`, as scikit-learn's MLPs do; the epoch's loss averages the batches' losses by
+their numbers of samples, as scikit-learn's ``loss_curve_`` does. A batch whose weights are all
+zero carries nothing to learn from and is skipped. On a GPU the weights go over with the data,
+once, and are an input of the recorded step.
 
 >>> import numpy as np, bprop as bp
 >>> X, y = bp.datasets.make_xor()
