@@ -511,3 +511,25 @@ def test_ctrl_c_pressed_again_and_again_leaves_a_complete_run(tmp_path):
     for name in ("model.npz", "preprocessing.json", "config.toml", "metrics.json"):
         assert (out / name).is_file(), name
     assert bp.load(out / "model.npz").n_inputs == 2
+
+
+def test_train_and_evaluate_on_a_file_that_is_not_utf8_name_it(mail_run, tmp_path, capsys):
+    run, _ = mail_run
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"a,b,c,kind\n1,2,3,spam\n" + b"4,5,6,caf\xe9\n")
+    for argv in (["train", "--dataset", str(path), "--target", "kind", "--quiet",
+                  "--out", str(tmp_path / "r")],
+                 ["evaluate", "--model", str(run / "model.npz"), "--data", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(path) in err[0] and "UTF-8" in err[0], err
+        assert "--target" not in err[0]
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(cli_data, "load", no_memory)
+    assert main(["train", "--dataset", "moons", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not enough memory" in err[0]

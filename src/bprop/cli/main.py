@@ -8,6 +8,7 @@ wrong and exit with status 2; ``--debug`` shows the full traceback instead.
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import re
 import sys
@@ -51,6 +52,8 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
     def parse_known_args(self, args=None, namespace=None):
+        """As argparse's, except that the top parser refuses unknown arguments at once, with
+        the subcommand's usage and the closest option it has."""
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self.commands:  # the top parser: name the subcommand's options
             command = self.commands.get(getattr(namespace, "command", None), self)
@@ -168,5 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"bprop {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except csv.Error as error:  # a CSV file that no reader of ours has explained
+        if args.debug:
+            raise
+        print(f"bprop {args.command}: error: a CSV file is unreadable: {one_line(error)}",
+              file=sys.stderr)
+        return 2
+    except MemoryError as error:
+        if args.debug:
+            raise
+        detail = f" ({one_line(error)})" if str(error) else ""
+        print(f"bprop {args.command}: error: not enough memory{detail}; use a smaller dataset, "
+              "model or --batch-size, or a machine with more memory", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0

@@ -655,10 +655,11 @@ def prediction_rows(model: Sequential, X: np.ndarray, preprocessing: dict) -> li
 
 def _check_width(X: np.ndarray, model: Sequential, path: Path, besides: str) -> None:
     if model.n_inputs is not None and X.shape[1] != model.n_inputs:
-        raise UsageError(
-            f"{path} has {X.shape[1]} feature columns{besides} but the model expects "
-            f"{model.n_inputs}; a file without a header line is read by position, so give it "
-            "the training data's header line, or drop the columns the model does not use")
+        advice = ("; a file without a header line is read by position, so give it the training "
+                  "data's header line, or drop the columns the model does not use"
+                  if path.suffix.lower() == ".csv" else "")
+        raise UsageError(f"{path} has {X.shape[1]} feature columns{besides} but the model "
+                         f"expects {model.n_inputs}{advice}")
 
 
 def apply(model: Sequential, X: np.ndarray, preprocessing: dict) -> np.ndarray:
