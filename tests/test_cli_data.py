@@ -136,20 +136,26 @@ def mnist_folder(root: Path) -> Path:
     return folder
 
 
-def test_a_mnist_run_through_bprop_data_records_where_the_files_were(tmp_path, monkeypatch,
-                                                                     capsys):
+@pytest.mark.parametrize("how", ["BPROP_DATA", "--data-dir", "--data-dir mnist/"])
+def test_a_mnist_run_records_where_the_files_were(tmp_path, monkeypatch, capsys, how):
     seen = fake_mnist(monkeypatch)
     folder = mnist_folder(tmp_path / "data")
-    monkeypatch.setenv("BPROP_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--dataset", "mnist", "--layers", "784,8,10", "--epochs", "1",
-                 "--val-fraction", "0", "--quiet", "--out", "run"]) == 0
+    argv = ["train", "--dataset", "mnist", "--layers", "784,8,10", "--epochs", "1",
+            "--val-fraction", "0", "--quiet", "--out", "run"]
+    if how == "BPROP_DATA":
+        monkeypatch.setenv("BPROP_DATA", "data")  # relative: the run records it absolutely
+    else:
+        argv += ["--data-dir", "data" if how == "--data-dir" else "data/mnist"]
+    assert main(argv) == 0
     prep = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     assert prep["data_dir"] == str(folder.resolve())
     assert train.read_config(tmp_path / "run" / "config.toml")["data_dir"] == \
         str(folder.resolve())
-    # evaluate, without BPROP_DATA, reads the files where the run found them.
-    monkeypatch.delenv("BPROP_DATA")
+    # evaluate, from elsewhere and without BPROP_DATA, reads the files where the run found them.
+    monkeypatch.delenv("BPROP_DATA", raising=False)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     capsys.readouterr()
     assert main(["evaluate", "--model", str(tmp_path / "run" / "model.npz")]) == 0
     out = capsys.readouterr().out

@@ -160,13 +160,9 @@ def did_you_mean(word: str, choices) -> str:
 
 
 def idx_folder(name: str, data_dir) -> Path | None:
-    """The absolute folder the files of MNIST or Fashion-MNIST were found in (after a load:
-    they are then in the first candidate folder that holds all four)."""
-    source = IDX_SOURCES[name]
-    for folder in mnist_files.candidate_folders(source, data_dir):
-        if mnist_files.find_files(source, Path(folder)):
-            return Path(folder).expanduser().resolve()
-    return None
+    """The absolute folder the files of MNIST or Fashion-MNIST were read from (None if they
+    are nowhere)."""
+    return mnist_files.data_folder(IDX_SOURCES[name], data_dir)
 
 
 def _column(target):

@@ -517,8 +517,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def every_row(args: argparse.Namespace, model: Sequential, preprocessing: dict, run: dict):
-    """Every row of the CSV file ``args.data``, its columns matched to the model's."""
+def every_row(args: argparse.Namespace, model: Sequential, preprocessing: dict,
+              run: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """Every row of the CSV file ``args.data``, its columns matched to the model's: the scaled
+    features (n_rows, n_inputs), the targets as the model's class indices or values (n_rows,),
+    and what they are, in words."""
     path = Path(args.data)
     columns = datasets.read_header(path)
     recorded = preprocessing.get("target")
@@ -545,8 +548,10 @@ def every_row(args: argparse.Namespace, model: Sequential, preprocessing: dict, 
         f"every row of {path}{seen}"
 
 
-def test_part(args: argparse.Namespace, model: Sequential, preprocessing: dict, run: dict):
-    """The test part of the run's own data (or of the built-in dataset ``args.data``)."""
+def test_part(args: argparse.Namespace, model: Sequential, preprocessing: dict,
+              run: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """The test part of the run's own data (or of the built-in dataset ``args.data``), as
+    :func:`every_row` returns it."""
     name = args.data or run.get("dataset") or preprocessing.get("dataset")
     if not name:
         raise UsageError("say which data to evaluate on: --data NAME_OR_CSV")
