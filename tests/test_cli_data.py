@@ -539,3 +539,21 @@ def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["train", "--dataset", "moons", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not enough memory" in err[0]
+
+
+def test_the_curves_mark_the_best_epoch(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    marked = []
+    plot_history = train.plotting.plot_history
+
+    def recording(history, path, **options):
+        marked.append(options)
+        return plot_history(history, path, **options)
+    monkeypatch.setattr(train.plotting, "plot_history", recording)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "moons", "--epochs", "12", "--quiet",
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    val = metrics["history"]["val_loss"]
+    assert marked[0]["best_epoch"] == metrics["best_epoch"] == int(np.argmin(val)) + 1
+    assert marked[0]["saved"] == (metrics["best_epoch"] == 12)  # a finished run saves the last

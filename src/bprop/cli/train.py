@@ -261,7 +261,7 @@ def run_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     try:
-        pictures = draw_pictures(model, data, history, out)
+        pictures = draw_pictures(model, data, history, out, best.best_epoch, interrupted)
     except KeyboardInterrupt:
         print("\nbprop train: interrupted while drawing: the model and its run files are "
               "saved; pictures skipped", file=sys.stderr)
@@ -415,13 +415,20 @@ def write_metrics(history: dict, test: dict, out: Path, interrupted: bool,
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Path) -> list:
+def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Path,
+                  best_epoch: int | None = None, interrupted: bool = False) -> list:
+    """The run's pictures; ``best_epoch`` (from 0) is marked on the curves, as the saved one
+    when the saved weights are its (an interrupted run saves the best epoch's, a finished one
+    the last epoch's)."""
     if not plotting.have_matplotlib():
         print('no pictures: pip install "bprop[plot]" (matplotlib) to draw them')
         return []
     paths = []
     if history:
-        paths.append(plotting.plot_history(history, out / "curves.png"))
+        epochs = len(next(iter(history.values())))
+        best = None if best_epoch is None else best_epoch + 1
+        paths.append(plotting.plot_history(history, out / "curves.png", best_epoch=best,
+                                           saved=interrupted or best == epochs))
     if data.X_train.shape[1] == 2 and data.task == "classification":
         paths.append(plotting.plot_decision_boundary(model.predict, data.X_test, data.y_test,
                                                      out / "decision_boundary.png",
