@@ -234,3 +234,13 @@ def test_the_command_line_refuses_bad_numbers_in_one_line(argv, message, capsys)
     assert main(["gradcheck", *argv]) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_gradcheck_of_a_saved_model_takes_the_size_cap(tmp_path, capsys):
+    from bprop.cli import main
+
+    path = tmp_path / "model.npz"
+    bp.mlp([4, 64, 3], seed=0).save(path)
+    assert main(["gradcheck", "--model", str(path), "--max-bytes", "1K"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "more than max_bytes=1,024" in err and "--max-bytes" in err and "\n" not in err

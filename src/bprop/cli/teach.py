@@ -18,6 +18,7 @@ from ..tools.explain import explain
 from ..tools.gradcheck import DEFAULT_TIME_BUDGET, format_seconds, gradcheck
 from . import data as datasets
 from .errors import UsageError
+from .train import add_max_bytes_argument, load_model
 
 LOSSES = {"mse": "mse", "bce": "bce", "cross_entropy": "softmax_cross_entropy"}
 
@@ -125,6 +126,7 @@ def add_gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="SECONDS",
                         help="how long a check may take before a sample is checked instead "
                         f"(default {DEFAULT_TIME_BUDGET:g})")
+    add_max_bytes_argument(parser)
 
 
 def run_gradcheck(args: argparse.Namespace) -> int:
@@ -148,9 +150,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         what = repr(target)
     else:
         if args.model:
-            from .train import load_model
-
-            model, _ = load_model(args.model)
+            model, _ = load_model(args.model, args.max_bytes)
             loss = model.loss or "mse"
         else:
             model = small_network(args.layers, args.activation, args.loss, args.seed)

@@ -429,16 +429,22 @@ def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Pa
         best = None if best_epoch is None else best_epoch + 1
         paths.append(plotting.plot_history(history, out / "curves.png", best_epoch=best,
                                            saved=interrupted or best == epochs))
+    # (the axes say what the model saw: the features' names, and whether they were scaled)
+    standardised = (data.preprocessing.get("scaler") or {}).get("kind") == "standard"
+    names = data.preprocessing.get("feature_names")
     if data.X_train.shape[1] == 2 and data.task == "classification":
-        paths.append(plotting.plot_decision_boundary(model.predict, data.X_test, data.y_test,
-                                                     out / "decision_boundary.png",
-                                                     title="test data and decision regions"))
+        paths.append(plotting.plot_decision_boundary(
+            model.predict, data.X_test, data.y_test, out / "decision_boundary.png",
+            title="test data and decision regions", labels=data.preprocessing.get("classes"),
+            feature_names=names or ("feature 1", "feature 2"), standardised=standardised))
     if data.X_train.shape[1] == 1 and data.task == "regression":
         X = np.concatenate([data.X_train, data.X_test])
         y = np.concatenate([data.y_train, data.y_test])
         predicted = datasets.unscale_target(model.predict(X), data.preprocessing)
         paths.append(plotting.plot_fit(X, y, predicted, out / "fit.png",
-                                       title="fitted curve against the data"))
+                                       title="fitted curve against the data",
+                                       xlabel=names[0] if names else "x",
+                                       standardised=standardised))
     if data.task == "classification":
         n = data.n_outputs
         confusion = np.zeros((n, n), dtype=int)
