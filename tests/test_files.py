@@ -275,3 +275,13 @@ def test_saves_racing_in_one_folder_never_remove_each_others_files(tmp_path):
     assert temporaries(tmp_path) == []
     for index in range(6):
         assert (tmp_path / f"model{index}.npz").read_bytes() == f"{index} 24".encode()
+
+
+def test_write_text_replaces_a_file_whole(tmp_path):
+    from bprop._files import write_text
+
+    path = tmp_path / "config.toml"
+    path.write_text("old\n")
+    write_text(path, "new = 1\n")
+    assert path.read_text() == "new = 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no temporary left

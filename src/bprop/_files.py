@@ -317,3 +317,10 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`: a run folder's small
+    files are, like its model, either the old ones or the whole new ones, never half."""
+    with atomic_write(path) as file:
+        file.write(text.encode("utf-8"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as datasets
+from .._files import write_text
 from ..data import mnist as mnist_files
 from ..data.preprocessing import MinMaxScaler, StandardScaler, train_test_split
 from .errors import UsageError
@@ -233,7 +234,7 @@ def regression_scores(predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
 # -- the run folder's preprocessing.json -----------------------------------------------------
 def save_preprocessing(preprocessing: dict, folder: Path) -> Path:
     path = folder / "preprocessing.json"
-    path.write_text(json.dumps(preprocessing, indent=2) + "\n")
+    write_text(path, json.dumps(preprocessing, indent=2) + "\n")
     return path
 
 

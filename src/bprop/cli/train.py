@@ -20,11 +20,13 @@ import re
 import signal
 import sys
 import threading
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
 
 from .. import io
+from .._files import write_text
 from ..backend.devices import get_device, to_numpy
 from ..nn.builder import mlp
 from ..nn.layers import ACTIVATIONS, INITS, Dense
@@ -165,7 +167,7 @@ def write_config(settings: dict, path: Path) -> None:
         else:
             text = json.dumps(str(value))
         lines.append(f"{key} = {text}")
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -404,15 +406,16 @@ def write_metrics(history: dict, test: dict, out: Path, interrupted: bool,
                   best_epoch: int | None) -> None:
     names = list(history)
     epochs = len(history[names[0]]) if names else 0
-    with (out / "metrics.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["epoch", *names])
-        for epoch in range(epochs):
-            writer.writerow([epoch + 1, *(history[name][epoch] for name in names)])
+    table = StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["epoch", *names])
+    for epoch in range(epochs):
+        writer.writerow([epoch + 1, *(history[name][epoch] for name in names)])
+    write_text(out / "metrics.csv", table.getvalue())
     summary = {"history": history, "test": test, "epochs": epochs,
                "interrupted": interrupted, "best_epoch": None if best_epoch is None
                else best_epoch + 1}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
 
 
 def draw_pictures(model: Sequential, data: datasets.Data, history: dict, out: Path,
