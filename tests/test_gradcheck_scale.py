@@ -150,7 +150,7 @@ def test_a_correct_model_with_gradients_over_many_scales_passes():
     assert report.passed(1e-6), report
     # the same numbers judged element by element without the noise cutoff do fail
     loss = bp.nn.losses.get_loss("mse")
-    objective, analytic, arrays, _, magnitude = module._model_problem(
+    objective, analytic, arrays, _, magnitude, _ = module._model_problem(
         model, X, y, loss=loss, check_input=False, training=True)
     analytic()
     weight = arrays["0.weight"]
@@ -244,3 +244,33 @@ def test_gradcheck_of_a_saved_model_takes_the_size_cap(tmp_path, capsys):
     assert main(["gradcheck", "--model", str(path), "--max-bytes", "1K"]) == 2
     err = capsys.readouterr().err.strip()
     assert "more than max_bytes=1,024" in err and "--max-bytes" in err and "\n" not in err
+
+
+def _network_on_a_kink():
+    """A ReLU network one of whose units sits 1e-7 above its kink for the first sample: a
+    step of 1e-5 on its bias (or its weights) crosses the kink."""
+    model = bp.Sequential([bp.Dense(2, 3), bp.ReLU(), bp.Dense(3, 2)], seed=0, dtype="float64")
+    X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.3, 0.8]])
+    first = model.layers[0]
+    bias = first.bias.copy()
+    bias[1] = 1e-7 - X[0] @ first.weight[:, 1]
+    first.bias = bias
+    return model, X, np.array([0, 1, 1])
+
+
+def test_elements_whose_difference_crosses_a_relu_kink_are_left_out_not_failed():
+    model, X, y = _network_on_a_kink()
+    report = bp.gradcheck(model, X, y, loss="softmax_cross_entropy", sample=None)
+    assert report.passed(1e-6), report
+    assert report.at_kinks.get("0.bias") == 1 and "crossed a ReLU kink" in report.summary()
+    # (and without leaving it out, the same check fails: the difference is no derivative)
+    plain = bp.gradcheck(bp.Sequential([bp.Dense(2, 3), bp.Tanh(), bp.Dense(3, 2)], seed=0,
+                                       dtype="float64"), X, y, loss="softmax_cross_entropy")
+    assert plain.passed(1e-6) and not plain.at_kinks
+
+
+def test_a_wrong_relu_gradient_is_still_caught_beside_a_kink(monkeypatch):
+    model, X, y = _network_on_a_kink()
+    monkeypatch.setattr(bp.ReLU, "_backward",
+                        lambda self, grad_out, need_input_grad: grad_out * 0.9)
+    assert not bp.gradcheck(model, X, y, loss="softmax_cross_entropy").passed(1e-6)

@@ -68,7 +68,7 @@ import numpy as np
 
 from .._progress import ProgressBar
 from ..backend.devices import on_device, to_numpy
-from ..nn.layers import Layer
+from ..nn.layers import Layer, LeakyReLU, ReLU
 from ..nn.losses import Loss, get_loss
 from ..nn.model import Sequential
 
@@ -103,8 +103,9 @@ class GradcheckReport:
                  sizes: dict[str, int] | None = None, sample: int | None = None,
                  estimated_seconds: float | None = None,
                  full_estimated_seconds: float | None = None,
-                 seconds: float | None = None) -> None:
+                 seconds: float | None = None, at_kinks: dict[str, int] | None = None) -> None:
         self.errors = errors
+        self.at_kinks = {name: n for name, n in (at_kinks or {}).items() if n}
         self.sizes = dict(sizes or {})
         self.checked = dict(self.sizes if checked is None else checked)
         self.sample = sample
@@ -138,13 +139,20 @@ class GradcheckReport:
         return self.errors[name]
 
     def summary(self) -> str:
-        """One line: how many elements were checked of how many, and whether it was sampled."""
+        """One line: how many elements were checked of how many, whether it was sampled, and
+        how many were left out because their finite difference crossed a kink."""
         if not self.sampled:
-            return f"all {self.n_elements:,} elements checked"
-        line = (f"sampled check: {self.n_checked:,} of {self.n_elements:,} elements (a random "
-                f"sample of at most {self.sample:,} per array, drawn from the seed)")
-        if self.full_estimated_seconds is not None:
-            line += f"; a full check would take about {format_seconds(self.full_estimated_seconds)}"
+            line = f"all {self.n_elements:,} elements checked"
+        else:
+            line = (f"sampled check: {self.n_checked:,} of {self.n_elements:,} elements (a "
+                    f"random sample of at most {self.sample:,} per array, drawn from the seed)")
+            if self.full_estimated_seconds is not None:
+                line += (f"; a full check would take about "
+                         f"{format_seconds(self.full_estimated_seconds)}")
+        if self.at_kinks:
+            left_out = sum(self.at_kinks.values())
+            line += (f"; {left_out:,} left out, whose finite difference crossed a ReLU kink "
+                     f"({', '.join(f'{n:,} of {name}' for name, n in self.at_kinks.items())})")
         return line
 
     def __str__(self) -> str:
@@ -291,8 +299,30 @@ def _fix_randomness(layers: list[Layer]) -> Callable[[], None]:
 
 
 # What a check needs: the objective, the analytic gradient (which also fills the parameters'
-# gradients), the parameters by name, the input to check (or None) and the objective's size.
-_Problem = tuple[Callable[[], float], Callable[[], np.ndarray], dict, np.ndarray | None, float]
+# gradients), the parameters by name, the input to check (or None), the objective's size, and
+# the pattern of the kinks the last evaluation of the objective was on which side of (or None).
+_Problem = tuple[Callable[[], float], Callable[[], np.ndarray], dict, np.ndarray | None, float,
+                 Callable[[], bytes] | None]
+
+
+def _kink_pattern(layers: list[Layer]) -> Callable[[], bytes] | None:
+    """Which side of its kink each unit of the piecewise-linear layers (ReLU, LeakyReLU) was
+    on in the last forward pass, as bytes; None without such layers.
+
+    A central difference whose two evaluations put a unit on another side than the point
+    itself does not measure a derivative (the slope jumps at the kink): with ReLU and many
+    elements, some of them always do, and the check leaves them out instead of failing a
+    correct gradient."""
+    kinked = [layer for layer in layers if isinstance(layer, (ReLU, LeakyReLU))]
+    if not kinked:
+        return None
+
+    def pattern() -> bytes:
+        sides = [layer._out > 0 if isinstance(layer, ReLU) else layer._positive
+                 for layer in kinked]
+        return b"".join(np.packbits(side).tobytes() for side in sides)
+
+    return pattern
 
 
 def _layer_problem(layer: Layer, x, *, seed, check_input, training) -> _Problem:
@@ -317,7 +347,8 @@ def _layer_problem(layer: Layer, x, *, seed, check_input, training) -> _Problem:
         return layer.backward(projection)
 
     arrays = {name: p for name, p in layer.params.items()}
-    return objective, analytic, arrays, x if check_input else None, magnitude
+    return (objective, analytic, arrays, x if check_input else None, magnitude,
+            _kink_pattern([layer]))
 
 
 def _loss_problem(loss: Loss, pred, target) -> _Problem:
@@ -331,7 +362,7 @@ def _loss_problem(loss: Loss, pred, target) -> _Problem:
         loss.forward(pred, target)
         return loss.backward()
 
-    return objective, analytic, {}, pred, abs(objective())
+    return objective, analytic, {}, pred, abs(objective()), None
 
 
 def _model_problem(model: Sequential, X, y, *, loss, check_input, training) -> _Problem:
@@ -353,7 +384,8 @@ def _model_problem(model: Sequential, X, y, *, loss, check_input, training) -> _
         return model.backward(loss.backward())
 
     arrays = dict(model.named_parameters())
-    return objective, analytic, arrays, X if check_input else None, abs(objective())
+    return (objective, analytic, arrays, X if check_input else None, abs(objective()),
+            _kink_pattern(model.layers))
 
 
 def _seconds_per_evaluation(objective: Callable[[], float]) -> float:
@@ -383,7 +415,8 @@ def _fitting_sample(sizes: list[int], n_elements: float) -> int:
 
 
 def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
-             parameters: dict, x: np.ndarray | None, magnitude: float, *, step: float,
+             parameters: dict, x: np.ndarray | None, magnitude: float,
+             kinks: Callable[[], bytes] | None, *, step: float,
              sample: int | str | None, time_budget: float, seed: int,
              progress: Callable[[int, int], None] | None, verbose: bool) -> GradcheckReport:
     started = _clock()
@@ -420,17 +453,25 @@ def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
     if progress is not None:
         progress(0, total)
     noise = np.finfo(np.float64).eps * magnitude / step  # of one central difference
-    loop_started, done, errors = _clock(), 0, {}
+    if kinks is not None:
+        objective()
+        at_point = kinks()
+    loop_started, done, errors, at_kinks = _clock(), 0, {}, {}
     try:
         for name, (array, exact) in targets.items():
             flat, indices = array.reshape(-1), chosen[name]
             numeric = np.empty(len(indices))
+            smooth = np.ones(len(indices), dtype=bool)  # no kink between the two evaluations
             for position, k in enumerate(indices):
                 original = flat[k]
                 flat[k] = original + step
                 f_plus = objective()
+                if kinks is not None:
+                    smooth[position] = kinks() == at_point
                 flat[k] = original - step
                 f_minus = objective()
+                if kinks is not None:
+                    smooth[position] &= kinks() == at_point
                 flat[k] = original
                 numeric[position] = (f_plus - f_minus) / (2 * step)
                 done += 1
@@ -438,13 +479,15 @@ def _compare(objective: Callable[[], float], analytic: Callable[[], np.ndarray],
                     bar.update(1)
                 if progress is not None:
                     progress(done, total)
-            errors[name] = relative_error(exact.reshape(-1)[indices], numeric,
+            at_kinks[name] = int(len(indices) - smooth.sum())
+            errors[name] = relative_error(exact.reshape(-1)[indices][smooth], numeric[smooth],
                                           floor=1e-4 * magnitude, noise=noise)
     finally:
         if bar is not None:
             bar.close()
     seconds = setup + _clock() - loop_started
-    return GradcheckReport(errors, checked, sizes, sample, estimate, full_estimate, seconds)
+    return GradcheckReport(errors, checked, sizes, sample, estimate, full_estimate, seconds,
+                           at_kinks)
 
 
 def _plan_line(sizes: dict[str, int], total: int, sample: int | None, estimate: float,
