@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _memory_use import peak_bytes, resident_bytes  # (beside this script)
+
 TARGET_RATIO = 2.0
 COLUMNS = 11
 LABELS = ("cat", "dog", "bird")
@@ -148,7 +150,7 @@ def _measure(reader: str, file: Path) -> dict:
 
     if not reader.startswith("loadtxt"):
         from bprop.data import csv as bprop_csv
-    imports = _resident_bytes()
+    imports = resident_bytes()
     start = time.perf_counter()
     if reader == "loadtxt":
         result = np.loadtxt(file, delimiter=",", skiprows=1)
@@ -161,27 +163,8 @@ def _measure(reader: str, file: Path) -> dict:
     else:
         raise SystemExit(f"unknown reader {reader!r}")
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_bytes": _peak_bytes(), "imports_bytes": imports,
+    return {"seconds": seconds, "peak_bytes": peak_bytes(), "imports_bytes": imports,
             "shape": list(result.shape), "numpy": np.__version__}
-
-
-def _resident_bytes() -> int:
-    """The process's resident memory now (Linux), else its peak so far."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except OSError:
-        return _peak_bytes()
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_bytes() -> int:
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
 if __name__ == "__main__":

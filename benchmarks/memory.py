@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _memory_use import peak_bytes, resident_bytes  # (beside this script)
+
 TARGET_RATIO = 2.3
 CASES = ("build", "load")
 
@@ -74,7 +76,7 @@ def _measure(case: str, size: int, dtype: str, file: Path) -> dict:
 
     import bprop as bp
 
-    baseline = _resident_bytes()
+    baseline = resident_bytes()
     start = time.perf_counter()
     if case == "load":
         model = bp.load(file, max_bytes=2 * file.stat().st_size)
@@ -89,26 +91,7 @@ def _measure(case: str, size: int, dtype: str, file: Path) -> dict:
         model.zero_grad()
         model.backward(np.ones_like(out), need_input_grad=False)
     return {"seconds": seconds, "pass_seconds": time.perf_counter() - start - seconds,
-            "peak_bytes": _peak_bytes() - baseline}
-
-
-def _resident_bytes() -> int:
-    """The process's resident memory now (Linux), else its peak so far."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except OSError:
-        return _peak_bytes()
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_bytes() -> int:
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+            "peak_bytes": peak_bytes() - baseline}
 
 
 if __name__ == "__main__":

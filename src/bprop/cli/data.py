@@ -17,6 +17,7 @@ import numpy as np
 from .. import data as datasets
 from .._files import write_text
 from ..data import mnist as mnist_files
+from ..data.csv import looks_like_header
 from ..data.preprocessing import MinMaxScaler, StandardScaler, train_test_split
 from .errors import UsageError
 
@@ -193,24 +194,23 @@ def apply_preprocessing(X: np.ndarray, preprocessing: dict) -> np.ndarray:
 
 def scale_target(y: np.ndarray, preprocessing: dict) -> np.ndarray:
     """A regression target (n_samples,) or (n_samples, n_outputs) as the network learns it."""
-    state = preprocessing.get("target_scaler")
-    if state is None:
-        return y
-    mean, scale = np.array(state["mean"]), np.array(state["scale"])
-    if y.ndim == 1:
-        mean, scale = mean[0], scale[0]
+    mean, scale = _target_scaling(y, preprocessing)
     return (y - mean) / scale
 
 
 def unscale_target(y: np.ndarray, preprocessing: dict) -> np.ndarray:
     """The network's regression output back in the target's own units (same shape)."""
+    mean, scale = _target_scaling(y, preprocessing)
+    return y * scale + mean
+
+
+def _target_scaling(y: np.ndarray, preprocessing: dict) -> tuple:
+    """The run's target mean and scale, shaped for ``y`` (0 and 1 for a run without them)."""
     state = preprocessing.get("target_scaler")
     if state is None:
-        return y
+        return 0.0, 1.0
     mean, scale = np.array(state["mean"]), np.array(state["scale"])
-    if y.ndim == 1:
-        mean, scale = mean[0], scale[0]
-    return y * scale + mean
+    return (mean[0], scale[0]) if y.ndim == 1 else (mean, scale)
 
 
 def regression_scores(predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -365,19 +365,7 @@ def read_header(path: Path, delimiter: str = ",") -> list[str] | None:
     if not rows:
         raise UsageError(f"{path} is empty")
     first = rows[0][:-1] if len(rows[0]) > 1 and not rows[0][-1] else rows[0]  # a trailing ,
-    if len(rows) == 1:
-        return None if all(_is_number(cell) for cell in first) else first
-    if any(not _is_number(a) and _is_number(b) for a, b in zip(first, rows[1], strict=False)):
-        return first
-    return None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return first if looks_like_header(first, rows[1] if len(rows) > 1 else None) else None
 
 
 def feature_order(path: Path, columns: list[str] | None, preprocessing: dict,

@@ -155,7 +155,7 @@ def _fast_table(path: Path, target, delimiter: str, header, dtype: np.dtype,
         # reader checks; a single column or a short row is an error it words.
         return None
     if header == "auto":
-        header = _looks_like_header(first, second)
+        header = looks_like_header(first, second)
     names = [c.strip() for c in first] if header else [f"column {j}" for j in range(len(first))]
     target_index = _column_index(target, names, bool(header), path)
     label = (second if header else first)[target_index].strip()
@@ -272,7 +272,7 @@ def _careful_table(path: Path, target, delimiter: str, header, dtype: np.dtype,
         numbered = [(line, row[:-1]) for line, row in numbered]  # a trailing delimiter
     if header == "auto":
         second = numbered[1][1] if len(numbered) > 1 else None
-        header = _looks_like_header(numbered[0][1], second)
+        header = looks_like_header(numbered[0][1], second)
     names = [c.strip() for c in numbered[0][1]] if header else None
     body = numbered[1:] if header else numbered
     if not body:
@@ -404,7 +404,9 @@ def _numbered(reader, path: Path):
         first_line = reader.line_num + 1
 
 
-def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
+def looks_like_header(first: list[str], second: list[str] | None = None) -> bool:
+    """Whether a file's first row (its cells, stripped) is a header: it has text where the
+    second row has a number; a file of one row, when that row is not all numbers."""
     if second is None:
         return not all(_is_number(cell) for cell in first)
     return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=False))
