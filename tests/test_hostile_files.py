@@ -157,6 +157,22 @@ def test_a_deflated_model_of_gigabytes_from_megabytes_is_refused_before_inflatin
     refused(lambda: bp.load(path), bp.ModelFileError, "would inflate .* more than 100 times")
 
 
+def test_compressed_sizes_that_the_file_cannot_hold_are_refused(tmp_path):
+    # The 2 MB file again, its directory claiming 21.3 MB of compressed bytes for the array,
+    # so that the ratio of the sizes it claims (under 100) would let it through.
+    data = zeros_deflated(127 * 16 * MB)
+    path = write(tmp_path, "lying.npz", [
+        ("__header__.npy", model_header(HUGE), STORED, None, None),
+        ("param/0.weight.npy", deflated(npy_header((1, 530_000_000))) + data, DEFLATED,
+         HUGE_SIZE, 0)])
+    raw = bytearray(path.read_bytes())
+    entry = raw.rfind(b"PK\x01\x02")  # the array's directory entry (the last one)
+    struct.pack_into("<I", raw, entry + 20, 21_300_000)  # its compressed size
+    path.write_bytes(bytes(raw))
+    assert path.stat().st_size < 3 * MB
+    refused(lambda: bp.load(path), bp.ModelFileError, "compressed bytes")
+
+
 def test_a_deflated_array_beyond_its_declared_size_is_refused_at_once(tmp_path):
     weight = npy_header((4, 3)) + np.ones((4, 3), "<f4").tobytes()
     stream = zlib.compressobj(9, zlib.DEFLATED, -15)

@@ -213,7 +213,15 @@ def _members(archive: zipfile.ZipFile, path: Path, max_bytes: int) -> dict:
     if repeated:
         raise ModelFileError(f"{path} is damaged: it holds more than one entry named "
                              f"{_names(repeated)} (readers would disagree on which is meant)")
+    size = path.stat().st_size
+    if sum(info.compress_size for info in infos) > size:
+        # (the compression ratio below is only as good as the compressed sizes claimed)
+        raise ModelFileError(f"{path} is damaged: its entries claim more compressed bytes "
+                             f"than the file's {size:,}")
     for info in infos:
+        if info.header_offset + info.compress_size > size:
+            raise ModelFileError(f"{path} is damaged: {_quote(info.filename)} claims "
+                                 f"{info.compress_size:,} compressed bytes past the file's end")
         if info.compress_type not in _METHODS:
             method = _OTHER_METHODS.get(info.compress_type, f"method {info.compress_type}")
             raise ModelFileError(
