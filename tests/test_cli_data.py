@@ -397,6 +397,10 @@ def copied_run(mail_run, tmp_path):
     (lambda p: dict(p, feature_names=["a", "b"]), "'feature_names' names 2 columns"),
     (lambda p: dict(p, target_scaler={"kind": "standard", "mean": [0, 0], "scale": [1, 0]}),
      "'target_scaler' has a scale of 0 for output 1"),
+    (lambda p: {k: v for k, v in p.items() if k != "scaler"},
+     "'scale' is 'standard' but there is no 'scaler'"),
+    (lambda p: dict(p, task="regression"),
+     "'task' is 'regression' but the model was trained for classification"),
 ])
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_a_damaged_preprocessing_json_is_one_line_naming_the_entry(copied_run, tmp_path,

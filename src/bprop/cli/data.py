@@ -239,7 +239,7 @@ def save_preprocessing(preprocessing: dict, folder: Path) -> Path:
 
 
 def read_preprocessing(model_path: Path, n_inputs: int | None = None,
-                       n_outputs: int | None = None) -> dict:
+                       n_outputs: int | None = None, model_task: str | None = None) -> dict:
     """The preprocessing saved beside a model by ``bprop train`` (empty if there is none),
     checked against the model's ``n_inputs`` and ``n_outputs`` when they are given: a damaged
     file is a UsageError saying which entry is wrong."""
@@ -250,7 +250,7 @@ def read_preprocessing(model_path: Path, n_inputs: int | None = None,
         preprocessing = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{path} is damaged ({error}); {_fix(path)}") from None
-    check_preprocessing(preprocessing, path, n_inputs, n_outputs)
+    check_preprocessing(preprocessing, path, n_inputs, n_outputs, model_task)
     return preprocessing
 
 
@@ -259,8 +259,10 @@ def _fix(path: Path) -> str:
 
 
 def check_preprocessing(preprocessing, path: Path, n_inputs: int | None = None,
-                        n_outputs: int | None = None) -> None:
-    """Refuse a preprocessing record that would misuse the model (every entry is optional)."""
+                        n_outputs: int | None = None, model_task: str | None = None) -> None:
+    """Refuse a preprocessing record that would misuse the model (every entry is optional);
+    ``model_task`` is the model's own ("multiclass", "binary" or "regression", from its
+    loss), which the record's task must agree with."""
     def damaged(what: str) -> UsageError:
         return UsageError(f"{path} is damaged: {what}; {_fix(path)}")
 
@@ -270,6 +272,10 @@ def check_preprocessing(preprocessing, path: Path, n_inputs: int | None = None,
     task = preprocessing.get("task")
     if task not in (None, "classification", "regression"):
         raise damaged(f"'task' is {task!r}, not 'classification' or 'regression'")
+    if task is not None and model_task is not None and (task == "regression") != (
+            model_task == "regression"):
+        raise damaged(f"'task' is {task!r} but the model was trained for "
+                      f"{'regression' if model_task == 'regression' else 'classification'}")
     for key in ("dataset", "data_dir", "target", "scale"):
         if preprocessing.get(key) is not None and not isinstance(preprocessing[key], str):
             raise damaged(f"'{key}' is {preprocessing[key]!r}, not a text")
@@ -291,6 +297,13 @@ def check_preprocessing(preprocessing, path: Path, n_inputs: int | None = None,
             raise damaged(f"'feature_names' names {len(names)} columns but the model has "
                           f"{n_inputs} inputs")
     _check_scaler(preprocessing.get("scaler"), "scaler", n_inputs, damaged)
+    scale, scaler = preprocessing.get("scale"), preprocessing.get("scaler")
+    if scale in ("standard", "minmax") and scaler is None:
+        raise damaged(f"'scale' is {scale!r} but there is no 'scaler' with the statistics "
+                      "the model's inputs were scaled by")
+    if scale is not None and scaler is not None and scaler.get("kind") != scale:
+        raise damaged(f"'scale' is {scale!r} but the 'scaler' is of kind "
+                      f"{scaler.get('kind')!r}")
     _check_scaler(preprocessing.get("target_scaler"), "target_scaler", n_outputs, damaged)
 
 

@@ -507,7 +507,8 @@ def load_model(path: str, max_bytes: int = DEFAULT_MAX_BYTES):
         if "max_bytes" in message:
             message += "; on the command line: --max-bytes SIZE (e.g. 8G)"
         raise UsageError(message) from None
-    return model, datasets.read_preprocessing(model_path, model.n_inputs, model.n_outputs)
+    return model, datasets.read_preprocessing(model_path, model.n_inputs, model.n_outputs,
+                                              model._task() if model.loss else None)
 
 
 def run_config(model_path: str) -> dict:
