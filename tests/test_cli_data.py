@@ -561,3 +561,43 @@ def test_the_curves_mark_the_best_epoch(tmp_path, monkeypatch):
     val = metrics["history"]["val_loss"]
     assert marked[0]["best_epoch"] == metrics["best_epoch"] == int(np.argmin(val)) + 1
     assert marked[0]["saved"] == (metrics["best_epoch"] == 12)  # a finished run saves the last
+
+
+# -- where predictions go ---------------------------------------------------------------------
+def test_predictions_to_a_folder_or_a_missing_folder_are_one_line_errors(mail_run, tmp_path,
+                                                                          capsys):
+    run, _ = mail_run
+    data = write_csv(tmp_path / "new.csv", FEATURES, [[1, 2, 3], [0, 1, 0]])
+    for output, message in ((tmp_path, "is a folder; give a file name"),
+                            (tmp_path / "no" / "p.csv", "the folder")):
+        assert main(["predict", "--model", str(run / "model.npz"), "--data", str(data),
+                     "--output", str(output)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "Errno" not in err[0], err
+
+
+def test_predictions_piped_into_a_reader_that_stops_early_are_no_error(mail_run, tmp_path):
+    import subprocess
+    import sys
+
+    run, _ = mail_run
+    X, _ = mail(5000, seed=3)
+    data = write_csv(tmp_path / "many.csv", FEATURES, X.tolist())
+    script = ("import sys; from bprop.cli import main; "
+              f"sys.exit(main(['predict', '--model', {str(run / 'model.npz')!r}, '--data', "
+              f"{str(data)!r}, '--output', '-']))")
+    reader = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    first = reader.stdout.readline()
+    reader.stdout.close()  # as `| head -1` does
+    assert first  # (the header row)
+    assert reader.wait(timeout=60) == 0
+    with reader.stderr:
+        assert b"Broken pipe" not in reader.stderr.read()
+
+
+def test_scores_of_a_tiny_target_keep_their_digits():
+    from bprop.cli.train import format_score
+
+    assert format_score("mae", 4.7e-08) == "4.7e-08"
+    assert format_score("accuracy", 1.0) == "1.0000" and format_score("r2", 0.5) == "0.5000"

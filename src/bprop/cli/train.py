@@ -268,7 +268,7 @@ def run_train(args: argparse.Namespace) -> int:
         print("\nbprop train: interrupted while drawing: the model and its run files are "
               "saved; pictures skipped", file=sys.stderr)
         return 130
-    scores = "  ".join(f"test {k} {v:.4f}" for k, v in test.items())
+    scores = "  ".join(f"test {k} {format_score(k, v)}" for k, v in test.items())
     print(f"{scores}\nsaved {out / 'model.npz'} and the run's metrics, config and "
           f"{len(pictures)} picture(s) in {out}/")
     return 130 if interrupted else 0
@@ -530,7 +530,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         X, y, what = test_part(args, model, preprocessing, run)
     scores = score(model, X, y, preprocessing)
     print(f"scored {len(X)} rows: {what}")
-    print("  ".join(f"{key} {value:.4f}" for key, value in scores.items()))
+    print("  ".join(f"{key} {format_score(key, value)}" for key, value in scores.items()))
     return 0
 
 
@@ -643,15 +643,35 @@ def run_predict(args: argparse.Namespace) -> int:
     X = apply(model, X, preprocessing)
     rows = prediction_rows(model, X, preprocessing)
     if args.output == "-":
-        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
-        sys.stdout.flush()
+        try:
+            csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+            sys.stdout = None  # (nothing more can reach it, not even the flush at exit)
+            return 0
         print(f"wrote {len(rows) - 1} predictions to standard output", file=sys.stderr)
         return 0
     output = Path(args.output)
-    with output.open("w", newline="") as file:
-        csv.writer(file).writerows(rows)
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a file name, e.g. "
+                         f"{output / 'predictions.csv'}")
+    if not output.parent.is_dir():
+        raise UsageError(f"cannot write --output {output}: the folder {output.parent} does not "
+                         "exist; create it or choose another")
+    try:
+        with output.open("w", newline="") as file:
+            csv.writer(file).writerows(rows)
+    except OSError as error:
+        raise UsageError(f"cannot write the predictions to {output}: {error.strerror}") from None
     print(f"wrote {len(rows) - 1} predictions to {output}")
     return 0
+
+
+def format_score(name: str, value: float) -> str:
+    """A score as the command line prints it: a fraction (accuracy, R²) to 4 decimals, an
+    error in the target's units (MAE, RMSE, a loss) to 4 significant digits, whatever its
+    size (a target near 1e-5 printed 0.0000)."""
+    return f"{value:.4f}" if name in ("accuracy", "r2") else f"{value:.4g}"
 
 
 def prediction_rows(model: Sequential, X: np.ndarray, preprocessing: dict) -> list[list]:
