@@ -301,3 +301,13 @@ def test_an_estimator_pickled_on_the_device_continues_bit_for_bit():
     assert copy.model_.device.name == "cuda"
     for a, b in zip(original.coefs_, copy.coefs_, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_partial_fit_refuses_other_classes_than_the_first_call_s():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.array(["no", "yes"] * 10)
+    clf = bp.MLPClassifier((4,), random_state=0)
+    clf.partial_fit(X, y, classes=["no", "yes"])
+    clf.partial_fit(X, y, classes=["yes", "no"])  # (the same set, in another order: fine)
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        clf.partial_fit(X, y, classes=["no", "yes", "maybe"])

@@ -502,6 +502,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError("the first call to partial_fit needs classes=[...] with every "
                                  "label that can occur")
             self._partial_classes = _check_classes(classes)
+        elif classes is not None:
+            given = _check_classes(classes)
+            if len(given) != len(self.classes_) or not np.array_equal(given, self.classes_):
+                # (scikit-learn refuses this too: the output layer is one unit per class)
+                raise ValueError(f"classes={list(given)!r} is not the same as on the first "
+                                 f"call to partial_fit, {list(self.classes_)!r}; the network "
+                                 "has one output per class")
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _encode_targets(self, y: np.ndarray, fitting: bool) -> np.ndarray:
