@@ -601,3 +601,16 @@ def test_scores_of_a_tiny_target_keep_their_digits():
 
     assert format_score("mae", 4.7e-08) == "4.7e-08"
     assert format_score("accuracy", 1.0) == "1.0000" and format_score("r2", 0.5) == "0.5000"
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--l1", "-1"], "--l1 must be a number >= 0"),
+    (["--seed", "-1"], "--seed must be a whole number >= 0"),
+    (["--layers", "2,0,2"], "every layer size must be at least 1, got 0"),
+    (["--momentum", "-1"], "--momentum must be a number >= 0"),
+])
+def test_bad_training_settings_are_named_by_their_option(option, message, capsys, tmp_path):
+    assert main(["train", "--quiet", "--epochs", "1", "--out", str(tmp_path / "r"),
+                 *option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

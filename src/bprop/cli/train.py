@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
 import signal
 import sys
@@ -336,6 +337,16 @@ def check_settings(settings: dict) -> None:
     for key in ("lr",):
         if not settings[key] > 0:
             raise UsageError(f"{key} must be positive, got {settings[key]}")
+    # (checked here, by their option's name: deeper down they are a penalty's "strength")
+    for key in ("l1", "l2", "weight_decay", "momentum"):
+        if not (math.isfinite(settings[key]) and settings[key] >= 0):
+            raise UsageError(f"--{key.replace('_', '-')} must be a number >= 0, got "
+                             f"{settings[key]}")
+    if isinstance(settings["seed"], bool) or settings["seed"] < 0:
+        raise UsageError(f"--seed must be a whole number >= 0, got {settings['seed']}")
+    if settings["patience"] < 0:
+        raise UsageError(f"--patience must be 0 (train every epoch) or more, got "
+                         f"{settings['patience']}")
     if not 0 <= settings["val_fraction"] < 1 or not 0 < settings["test_fraction"] < 1:
         raise UsageError("val_fraction must be in [0, 1) and test_fraction in (0, 1)")
 
@@ -350,8 +361,11 @@ def build_model(settings: dict, data: datasets.Data) -> Sequential:
                              f"{settings['layers']!r}") from None
     else:
         sizes = [n_in, 32, n_out]
-    if len(sizes) < 2 or min(sizes) < 1:
+    if len(sizes) < 2:
         raise UsageError(f"layers needs at least an input and an output size, got {sizes}")
+    if min(sizes) < 1:
+        raise UsageError(f"every layer size must be at least 1, got {min(sizes)} in "
+                         f"--layers {','.join(map(str, sizes))}")
     if sizes[0] != n_in or sizes[-1] != n_out:
         raise UsageError(
             f"the layers {','.join(map(str, sizes))} do not fit the data: "
