@@ -335,3 +335,22 @@ def test_the_autograd_demo_says_what_its_graph_leaves_out(capsys):
     note = graph[12]
     assert re.fullmatch(r"\.\.\. 4 of the graph's 16 nodes not drawn \(b1, W2, b2, t0\): "
                         r"the picture is cut at 12 lines", note), note
+
+
+@pytest.mark.parametrize("n_classes, name", [(12, "class_{}"), (30, "{}")])
+def test_a_decision_plot_of_many_or_long_class_names_fits_its_figure(tmp_path, n_classes, name):
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = rng.integers(0, n_classes, 200)
+    centres = rng.normal(size=(n_classes, 2))
+
+    def predict(points):
+        return ((points[:, None, :] - centres) ** 2).sum(axis=2).argmin(axis=1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (constrained layout warns when a legend cannot fit)
+        path = plotting.plot_decision_boundary(predict, X, y, tmp_path / "many.png",
+                                               labels=[name.format(k) for k in range(n_classes)])
+    assert path.stat().st_size > 5000

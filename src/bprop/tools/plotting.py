@@ -133,6 +133,12 @@ def _luminance(rgb: Sequence[float]) -> float:
 
 
 # -- decision regions and fits ---------------------------------------------------------------------
+#: the most classes a decision plot names in its legend
+LEGEND_CLASSES = 20
+#: about how many characters of legend text fit across a decision plot
+_LEGEND_WIDTH_CHARS = 64
+
+
 def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray,
                            y: np.ndarray, path, title: str = "", resolution: int = 300, *,
                            labels: Sequence[str] | None = None,
@@ -197,11 +203,18 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
         handles.append((Patch(facecolor=regions[k], edgecolor="0.6"),
                         Line2D([], [], linestyle="none", marker="o", markersize=6,
                                markerfacecolor=dots[k], markeredgecolor="0.1")))
-    # Below the plot, where it hides no sample: each class as its area's colour and its dot.
-    fig.legend(handles, names, title="class (dot: true class, area: predicted class)",
-               handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)},
-               loc="outside lower center", ncols=min(len(names), 6), frameon=False,
-               columnspacing=1.2, handletextpad=0.4, title_fontsize=9)
+    # Below the plot, where it hides no sample: each class as its area's colour and its dot,
+    # in as many columns as the names' length lets fit across the figure. Past
+    # LEGEND_CLASSES no legend could be read (nor told apart by colour): the title says so.
+    if len(names) <= LEGEND_CLASSES:
+        widest = max(len(str(name)) for name in names)
+        fig.legend(handles, names, title="class (dot: true class, area: predicted class)",
+                   handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)},
+                   loc="outside lower center", frameon=False, columnspacing=1.2,
+                   ncols=max(1, min(len(names), 6, _LEGEND_WIDTH_CHARS // (widest + 6))),
+                   handletextpad=0.4, title_fontsize=9)
+    else:
+        title = (f"{title} " if title else "") + f"({len(names)} classes: too many for a legend)"
     suffix = " (standardised)" if standardised else ""
     ax.set_xlabel(f"{feature_names[0]}{suffix}")
     ax.set_ylabel(f"{feature_names[1]}{suffix}")
