@@ -614,3 +614,16 @@ def test_bad_training_settings_are_named_by_their_option(option, message, capsys
                  *option]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("command, option, default", [
+    ("train", "--seed", "0"), ("train", "--dropout", "0.0"), ("train", "--patience", "0"),
+    ("compare", "--epochs", "10"), ("compare", "--activation", "relu"),
+    ("explain", "--seed", "0"),
+])
+def test_help_shows_every_default(command, option, default, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    entry = text.split(f" {option} ")[1].split(" --")[0]
+    assert f"(default: {default})" in entry, entry

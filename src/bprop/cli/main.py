@@ -25,11 +25,28 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        if text == "%(default)s":
+            return "(default: %(default)s)"
         default = action.default
-        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS)
-                or not action.option_strings or isinstance(action, argparse._HelpAction)):
+        # (by identity: a default of 0 or 0.0 equals False, and is worth showing)
+        if ("default" in text.lower() or default is None or default is False
+                or default is argparse.SUPPRESS or not action.option_strings
+                or isinstance(action, argparse._HelpAction)):
             return text
         return f"{text} (default: {default})".lstrip()
+
+
+def _show_every_default(parser: argparse.ArgumentParser) -> None:
+    """Give every option of ``parser`` and its subcommands that has no help text one that
+    says its default: argparse shows no line at all for an option without help."""
+    for action in parser._actions:
+        default = action.default
+        if (not (action.help or "").strip() and action.option_strings and default is not None
+                and default is not False and default is not argparse.SUPPRESS):
+            action.help = "%(default)s"  # (the formatter writes it as "(default: ...)")
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _show_every_default(subparser)
 
 
 class Parser(argparse.ArgumentParser):
@@ -144,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "each delta and each gradient with its shape and formula, each checked against finite "
         "differences; as terminal text, Markdown or a self-contained HTML page.")
     teach.add_explain_arguments(explain)
+    _show_every_default(parser)
     return parser
 
 

@@ -71,7 +71,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     the help says the default that applies when neither gives it."""
     def add(flag: str, help: str = "", **options) -> None:
         key = flag.lstrip("-").replace("-", "_")
-        if DEFAULTS.get(key) not in (None, False) and "default" not in help:
+        default = DEFAULTS.get(key)  # (by identity: 0 and 0.0 equal False but are shown)
+        if default is not None and default is not False and "default" not in help:
             help = f"{help} (default: {DEFAULTS[key]})".lstrip()
         parser.add_argument(flag, help=help or None, **options)
 
