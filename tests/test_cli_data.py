@@ -627,3 +627,16 @@ def test_help_shows_every_default(command, option, default, capsys):
     text = " ".join(capsys.readouterr().out.split())
     entry = text.split(f" {option} ")[1].split(" --")[0]
     assert f"(default: {default})" in entry, entry
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_csv_of_a_header_only_is_named(mail_run, tmp_path, capsys, command):
+    run, _ = mail_run
+    header = [*FEATURES, "kind"] if command == "evaluate" else FEATURES
+    data = write_csv(tmp_path / "empty.csv", header, [])
+    argv = [command, "--model", str(run / "model.npz"), "--data", str(data)]
+    if command == "predict":
+        argv += ["--output", str(tmp_path / "o.csv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty.csv" in err[0] and "rows" in err[0], err

@@ -129,7 +129,8 @@ def load(name: str, *, target="-1", data_dir=None, test_fraction: float = 0.2,
         record.update(dataset=str(path.resolve()), target=table.target_name,
                       feature_names=list(table.feature_names) if header else None)
     else:
-        raise UsageError(f"unknown dataset {name!r}{did_you_mean(name, NAMES)}; choose from "
+        raise UsageError(f"unknown dataset {name!r}{did_you_mean(name, NAMES, end='')}; "
+                         "choose from "
                          f"{', '.join(NAMES)}, or give the path of a .csv file")
     if every_row and not name.lower().endswith(".csv"):
         raise UsageError(f"every row: {name} is a built-in dataset, not a CSV file")
@@ -153,12 +154,13 @@ def load(name: str, *, target="-1", data_dir=None, test_fraction: float = 0.2,
     return Data(X_train, y_train, X_test, y_test, task, preprocessing)
 
 
-def did_you_mean(word: str, choices) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices`` to a mistyped ``word``, or ""."""
+def did_you_mean(word: str, choices, end: str = "?") -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` to a mistyped ``word``, or "";
+    ``end=""`` leaves out the question mark, for a sentence that goes on."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3)
     if not close:
         return ""
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "; did you mean " + " or ".join(repr(c) for c in close) + end
 
 
 def idx_folder(name: str, data_dir) -> Path | None:

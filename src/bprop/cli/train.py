@@ -627,8 +627,9 @@ def relabel(data: datasets.Data, preprocessing: dict) -> np.ndarray:
     index = {label: i for i, label in enumerate(trained)}
     unknown = sorted(set(found) - set(index))
     if unknown:
-        raise UsageError(f"the data have labels {unknown} that the model was not trained on "
-                         f"(it knows {trained})")
+        source = data.preprocessing.get("dataset") or "the data"
+        raise UsageError(f"{source} has labels {unknown} that the model was not trained on "
+                         f"(it knows {trained}); score it on rows of those classes only")
     return np.array([index[found[code]] for code in data.y_test], dtype=np.int64)
 
 
@@ -711,6 +712,9 @@ def prediction_rows(model: Sequential, X: np.ndarray, preprocessing: dict) -> li
 
 
 def _check_width(X: np.ndarray, model: Sequential, path: Path, besides: str) -> None:
+    if len(X) == 0:
+        raise UsageError(f"{path} has no rows of data (a header line only): nothing to score "
+                         "or predict")
     if model.n_inputs is not None and X.shape[1] != model.n_inputs:
         advice = ("; a file without a header line is read by position, so give it the training "
                   "data's header line, or drop the columns the model does not use"
