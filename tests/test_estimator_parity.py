@@ -311,3 +311,10 @@ def test_partial_fit_refuses_other_classes_than_the_first_call_s():
     clf.partial_fit(X, y, classes=["yes", "no"])  # (the same set, in another order: fine)
     with pytest.raises(ValueError, match="not the same as on the first call"):
         clf.partial_fit(X, y, classes=["no", "yes", "maybe"])
+
+
+@pytest.mark.parametrize("seed", [1.5, -1, "0", True])
+def test_a_bad_random_state_is_refused_by_name(seed):
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="random_state must be"):
+        bp.MLPClassifier((3,), random_state=seed).fit(X, np.arange(10) % 2)

@@ -255,6 +255,12 @@ class _BaseMLP(BaseEstimator):
         return check_sample_weight(sample_weight, _n_samples(X))
 
     def _validate_params(self) -> None:
+        seed = self.random_state
+        if not (seed is None or isinstance(seed, np.random.Generator) or (
+                isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                and seed >= 0)):
+            raise ValueError(f"random_state must be None, a whole number >= 0 or a "
+                             f"numpy.random.Generator, got {seed!r}")
         sizes = self.hidden_layer_sizes
         refuse_complex_data(sizes, "hidden_layer_sizes")
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
