@@ -640,3 +640,13 @@ def test_a_csv_of_a_header_only_is_named(mail_run, tmp_path, capsys, command):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "empty.csv" in err[0] and "rows" in err[0], err
+
+
+def test_evaluate_with_a_missing_data_dir_creates_nothing(mail_run, tmp_path, capsys):
+    run, _ = mail_run
+    missing = tmp_path / "no" / "such"
+    assert main(["evaluate", "--model", str(run / "model.npz"), "--data", "mnist",
+                 "--data-dir", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0], err
+    assert not (tmp_path / "no").exists()

@@ -590,6 +590,10 @@ def test_part(args: argparse.Namespace, model: Sequential, preprocessing: dict,
     own = name in (run.get("dataset"), preprocessing.get("dataset"))
     seed = args.seed if args.seed is not None else run.get("seed", DEFAULTS["seed"])
     fraction = run.get("test_fraction", DEFAULTS["test_fraction"])
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        # (evaluating downloads nothing into a folder that a typing slip would create)
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder; give the folder that "
+                         "holds mnist/ (or mnist/ itself)")
     data_dir = args.data_dir or (
         (run.get("data_dir") or preprocessing.get("data_dir")) if own else None)
     csv_file = name.lower().endswith(".csv")
