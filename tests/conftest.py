@@ -1,3 +1,6 @@
+import signal
+import threading
+
 import numpy as np
 import pytest
 
@@ -15,3 +18,16 @@ def _look_for_the_compiled_kernels_again():
     the choice after each, so that the next test finds them as the environment says."""
     yield
     kernels.reset()
+
+
+@pytest.fixture(autouse=True)
+def _python_handles_ctrl_c():
+    """The tests of Ctrl-C need Python's own SIGINT handler, which Python installs only when
+    the process it starts in does not ignore SIGINT: run from a background job (``cmd &``),
+    the suite would inherit SIG_IGN and those tests would fail for a reason not theirs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
