@@ -35,6 +35,7 @@ API_VERSION = 5
 
 _module: ModuleType | None = None
 _tried = False
+_off: bool | None = None  # BPROP_NO_FUSED, as last read (None: not read yet)
 
 
 def extension() -> ModuleType | None:
@@ -58,8 +59,12 @@ def compiled(name: str, *arrays: np.ndarray) -> Callable | None:
     """The kernel ``name`` if the extension is there and every array is one it takes: a
     contiguous NumPy array of float32 or float64 in the machine's byte order (all of one
     dtype). Anything else (a list, say) is for the caller's NumPy code."""
-    if is_cupy(arrays[0]):
-        return _cuda_kernel(name)
+    if type(arrays[0]) is not np.ndarray and is_cupy(arrays[0]):  # (NumPy's case first)
+        if _switched_off():
+            return None
+        from . import cuda_kernels  # (on a GPU only: nothing of it is needed at start-up)
+
+        return getattr(cuda_kernels, name, None)
     module = extension()
     if module is None:
         return None
@@ -84,15 +89,17 @@ def restore_where(failed, backup, array) -> None:
         array_module(array).copyto(array, backup, where=failed)
 
 
-def _cuda_kernel(name: str) -> Callable | None:
-    if os.environ.get("BPROP_NO_FUSED"):
-        return None
-    from . import cuda_kernels
-
-    return getattr(cuda_kernels, name, None)
+def _switched_off() -> bool:
+    """Whether ``BPROP_NO_FUSED`` switches the GPU kernels off: read once, as
+    :func:`extension` reads it, not at every call of a training step."""
+    global _off
+    if _off is None:
+        _off = bool(os.environ.get("BPROP_NO_FUSED"))
+    return _off
 
 
 def reset() -> None:
-    """Look for the extension again at the next call (for tests that switch it off)."""
-    global _tried
-    _tried = False
+    """Look for the extension, and at BPROP_NO_FUSED, again at the next call (for tests that
+    switch them off)."""
+    global _tried, _off
+    _tried, _off = False, None
