@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import as_float_dtype
+from .._checks import all_finite, as_float_dtype
 
 MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}
 # Rows moved at a time when the target column is cut out of the parsed table in place: the
@@ -174,13 +174,13 @@ def _fast_table(path: Path, target, delimiter: str, header, dtype: np.dtype,
 
         converters = {target_index: number_label}
     table = _parse(path, delimiter, encoding, first_end if header else 0, converters)
-    if table is None or table.shape[1] != len(names) or not np.isfinite(table).all():
+    if table is None or table.shape[1] != len(names) or not all_finite(table):
         return None
     if labels:
         rank = np.empty(len(labels), dtype=np.int64)
         classes = sorted(labels)
         rank[[labels[c] for c in classes]] = np.arange(len(classes))
-        y, classes = rank[table[:, target_index].astype(np.int64)], classes
+        y = rank[table[:, target_index].astype(np.int64)]
     else:
         y, classes = _numeric_target(table[:, target_index].copy()), None
     X = _without_column(table, target_index).astype(dtype, copy=False)
@@ -196,9 +196,9 @@ def _fast_features(path: Path, delimiter: str, dtype: np.dtype,
     if len(head) < 2:
         return None
     _, first, first_end = head[0]
-    has_header = not all(_is_number(cell) for cell in first)
+    has_header = looks_like_header(first)
     X = _parse(path, delimiter, encoding, first_end if has_header else 0, None)
-    if X is None or X.shape[1] != len(first) or not np.isfinite(X).all():
+    if X is None or X.shape[1] != len(first) or not all_finite(X):
         return None
     return X.astype(dtype, copy=False)
 
@@ -306,7 +306,7 @@ def _careful_features(path: Path, delimiter: str, dtype: np.dtype,
     if not rows:
         raise CSVError(f"{path} is empty", path)
     names = [f"column {j}" for j in range(len(rows[0][1]))]
-    if not all(_is_number(cell) for cell in rows[0][1]):
+    if looks_like_header(rows[0][1]):
         names = [c.strip() for c in rows[0][1]]
         rows = rows[1:]
     X = np.empty((len(rows), len(names)), dtype=dtype)
