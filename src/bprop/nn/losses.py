@@ -16,6 +16,7 @@ leaves it out; weights of ones change nothing.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -306,8 +307,15 @@ def takes_sample_weight(loss: Loss) -> bool:
     """Whether ``loss`` computes weighted losses: its ``_forward`` has a ``weight`` argument
     (bprop's losses do; one written before weights, or overriding ``forward`` alone, does
     not, and is refused sample weights with a clear error)."""
+    return _has_weight_argument(type(loss)._forward)
+
+
+@functools.cache
+def _has_weight_argument(forward) -> bool:
+    """(Asked per batch when weights are given: inspecting a signature costs microseconds, so
+    each ``_forward`` function is inspected once.)"""
     try:
-        return "weight" in inspect.signature(type(loss)._forward).parameters
+        return "weight" in inspect.signature(forward).parameters
     except (TypeError, ValueError):
         return False
 
