@@ -272,12 +272,13 @@ def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64,
     return weights
 
 
-def check_seed(seed) -> int | np.random.Generator | None:
-    """A seed for ``np.random.default_rng``: None, a non-negative integer, or a Generator."""
+def check_seed(seed, name: str = "seed") -> int | np.random.Generator | None:
+    """A seed for ``np.random.default_rng``: None, a non-negative integer, or a Generator
+    (``name`` is the argument's, for the message)."""
     if seed is None or isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+        raise ValueError(f"{name} must be None or a non-negative integer, got {seed!r}")
     return int(seed)
 
 

@@ -44,6 +44,7 @@ from ._checks import (
     check_real,
     check_same_length,
     check_sample_weight,
+    check_seed,
     refuse_complex,
     refuse_complex_data,
 )
@@ -255,12 +256,8 @@ class _BaseMLP(BaseEstimator):
         return check_sample_weight(sample_weight, _n_samples(X))
 
     def _validate_params(self) -> None:
-        seed = self.random_state
-        if not (seed is None or isinstance(seed, np.random.Generator) or (
-                isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
-                and seed >= 0)):
-            raise ValueError(f"random_state must be None, a whole number >= 0 or a "
-                             f"numpy.random.Generator, got {seed!r}")
+        refuse_complex(self.random_state, "random_state")
+        check_seed(self.random_state, "random_state")
         sizes = self.hidden_layer_sizes
         refuse_complex_data(sizes, "hidden_layer_sizes")
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
@@ -298,7 +295,6 @@ class _BaseMLP(BaseEstimator):
         refuse_complex(self.verbose, "verbose")
         if not isinstance(self.verbose, (bool, np.bool_)):
             check_int(self.verbose, "verbose", low=0)
-        refuse_complex(self.random_state, "random_state")
         get_device(self.device)  # a clear error now for a device this machine lacks
         refuse_complex(self.batch_size, "batch_size")
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
