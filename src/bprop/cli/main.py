@@ -25,8 +25,6 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if text == "%(default)s":
-            return "(default: %(default)s)"
         default = action.default
         # (by identity: a default of 0 or 0.0 equals False, and is worth showing)
         if ("default" in text.lower() or default is None or default is False
@@ -43,7 +41,7 @@ def _show_every_default(parser: argparse.ArgumentParser) -> None:
         default = action.default
         if (not (action.help or "").strip() and action.option_strings and default is not None
                 and default is not False and default is not argparse.SUPPRESS):
-            action.help = "%(default)s"  # (the formatter writes it as "(default: ...)")
+            action.help = "(default: %(default)s)"
         if isinstance(action, argparse._SubParsersAction):
             for subparser in action.choices.values():
                 _show_every_default(subparser)

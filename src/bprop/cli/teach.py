@@ -139,7 +139,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.time_budget) and args.time_budget > 0):
         raise UsageError(f"--time-budget must be a positive number of seconds, got "
                          f"{args.time_budget:g}")
-    options = {"sample": "auto" if args.sample is None else args.sample or None,
+    options = {"sample": "auto" if args.sample is None else args.sample,  # (0: every one)
                "time_budget": args.time_budget, "seed": args.seed, "verbose": True}
     rng = np.random.default_rng(args.seed)
     if args.layer:
