@@ -305,7 +305,8 @@ class _BaseMLP(BaseEstimator):
                                  f"{self.batch_size!r}") from None
 
     def _fit(self, X, y, incremental: bool, sample_weight=None):
-        self._validate_params()
+        if not incremental:  # (partial_fit has validated, in _refuse_early_stopping)
+            self._validate_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
