@@ -279,13 +279,13 @@ class TrainingStep:
                 return StepResult(out, value, penalty)
             if regularizer is not None:
                 regularizer.backward(parameters)
-            if self._check_gradients and not all_finite(self._grads()):
+            values, grads = self._flat()  # (views: clipping below rescales grads in place)
+            if self._check_gradients and not all_finite(grads):
                 self._abandon(saved_buffers, _FAILURES[3])
             if self.clip_value is not None:
                 clip_grad_value(parameters, self.clip_value)
             if self.clip_norm is not None:
                 clip_grad_norm(parameters, self.clip_norm)
-            values, grads = self._flat()
             if not self.optimizer.guarded_step(parameters, self._values_before):
                 values[...] = self._values_before  # (the optimizer has put its state back)
                 self._abandon(saved_buffers, _FAILURES[4] if all_finite(grads)  # (as read)
@@ -529,9 +529,6 @@ class TrainingStep:
                 or array_module(self._values_before) is not array_module(values)):
             self._values_before = array_module(values).empty_like(values)
         return values, grads
-
-    def _grads(self) -> np.ndarray:
-        return self._flat()[1]
 
     def _abandon(self, saved_buffers: list[np.ndarray], message: str) -> NoReturn:
         """Put the running statistics back as they were before the step, and stop: the step
