@@ -13,6 +13,10 @@ from . import data as datasets
 from ._version import __version__ as __version__
 from .backend.devices import Device, DeviceUnavailableError, get_device
 from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
+from .interop.errors import ConversionError, MissingPackageError
+from .interop.onnx_export import export_onnx
+from .interop.onnx_import import import_onnx
+from .interop.torch import from_torch, to_torch
 from .io import ModelFileError, load, save
 from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
@@ -71,6 +75,7 @@ __all__ = [
     "BestState",
     "BinaryCrossEntropy",
     "Callback",
+    "ConversionError",
     "CosineLR",
     "Dense",
     "Device",
@@ -90,6 +95,7 @@ __all__ = [
     "MLPClassifier",
     "MLPRegressor",
     "MSE",
+    "MissingPackageError",
     "MinMaxScaler",
     "ModelFileError",
     "Optimizer",
@@ -118,10 +124,13 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "datasets",
+    "export_onnx",
     "get_device",
     "get_loss",
     "get_optimizer",
+    "from_torch",
     "gradcheck",
+    "import_onnx",
     "load",
     "mean_absolute_error",
     "mean_squared_error",
@@ -131,5 +140,6 @@ __all__ = [
     "plotting",
     "r2_score",
     "save",
+    "to_torch",
     "train_test_split",
 ]

@@ -49,6 +49,8 @@ from ._checks import (
     refuse_complex_data,
 )
 from .backend.devices import get_device, to_numpy
+from .interop.sklearn_onnx import converter as onnx_converter
+from .interop.sklearn_onnx import shape_calculator as onnx_shape_calculator
 from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
 from .nn.init import sklearn_weights
@@ -204,6 +206,14 @@ class _BaseMLP(BaseEstimator):
         y = as_array(y, "y") if self._estimator_type == "regressor" else np.asarray(y)
         check_same_length(X, y)
         return X, y
+
+    # skl2onnx converts a pipeline that holds this estimator by asking it for these two
+    # functions (see bprop.interop.sklearn_onnx); they need skl2onnx only when called.
+    def onnx_shape_calculator(self):
+        return onnx_shape_calculator
+
+    def onnx_converter(self):
+        return onnx_converter
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

@@ -87,7 +87,7 @@ def _suggestion(word: str, choices: list[str]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from .. import demos
     from ..tools import compare as comparison
-    from . import teach, train
+    from . import export, teach, train
 
     parser = Parser(
         prog="bprop", description="Neural networks with hand-written backpropagation.")
@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "initial weights) with bprop, scikit-learn and PyTorch; print a table and write it as "
         "JSON and Markdown with loss-curve and confusion-matrix pictures.")
     comparison.build_parser(compare)
+
+    export_parser = command(
+        "export", export.run_export, "write a saved model as an ONNX file or a PyTorch program",
+        "Write a saved model for other runtimes: an ONNX file that does what bprop predict "
+        "does (raw features in, the run's scaling included; class names and probabilities, or "
+        "values in the target's units, out), or a torch.export program of the network.")
+    export.add_export_arguments(export_parser)
 
     gradcheck = command("gradcheck", teach.run_gradcheck,
                         "check hand-written gradients against finite differences")

@@ -326,6 +326,15 @@ class Sequential:
         :func:`bprop.save`."""
         save(self, path, optimizer=optimizer)
 
+    def to_onnx(self, path=None, opset: int | None = None, **options):
+        """Write the model as an ONNX model to ``path`` and return it; see
+        :func:`bprop.export_onnx`, which takes the same ``options``."""
+        # The converter sits outside the core, and imports this module: it is looked up when
+        # called, so that the core never loads it (nor the onnx package).
+        from ..interop.onnx_export import export_onnx
+
+        return export_onnx(self, path, opset, **options)
+
     def astype(self, dtype) -> Sequential:
         """A copy of the model (same weights) computing in ``dtype``."""
         clone = copy.deepcopy(self)
