@@ -58,7 +58,8 @@ def import_onnx(source, *, output: str | None = None, dtype=None,
     ConversionError
         For a graph that is not such a chain: the message names the operator and the node.
     ModelFileError
-        For a file that is not an ONNX model, or keeps its weights in other files.
+        For a file that is not an ONNX model, or that keeps weights (external data) anywhere
+        but in files in its own folder.
     """
     onnx = require("onnx", "import_onnx", _INSTALL)
     proto, where = _read_model(onnx, source, max_bytes)
@@ -98,6 +99,9 @@ def import_onnx(source, *, output: str | None = None, dtype=None,
 
 
 def _read_model(onnx, source, max_bytes: int):
+    """The model in ``source``, with the weights it keeps in files beside it read in, and how
+    to name it in a message."""
+    folder = None
     if isinstance(source, onnx.ModelProto):
         return source, "the ONNX model"
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -111,7 +115,7 @@ def _read_model(onnx, source, max_bytes: int):
         if size > max_bytes:
             raise ModelFileError(f"{path} holds {size:,} bytes, over max_bytes={max_bytes:,}; "
                                  "raise max_bytes if you trust the file")
-        data = path.read_bytes()
+        data, folder = path.read_bytes(), path.parent
     if len(data) > max_bytes:
         raise ModelFileError(f"{where} holds {len(data):,} bytes, over max_bytes={max_bytes:,}")
     try:
@@ -121,7 +125,41 @@ def _read_model(onnx, source, max_bytes: int):
                              f"{str(error)[:200]})") from None
     if not proto.graph.node and not proto.graph.input:
         raise ModelFileError(f"{where} is not an ONNX model (it holds no graph)")
+    _read_external_data(onnx, proto, folder, where, max_bytes - len(data))
     return proto, where
+
+
+def _read_external_data(onnx, proto, folder: Path | None, where: str, max_bytes: int) -> None:
+    """Read the weights ``proto`` keeps in other files (``torch.onnx.export`` writes them
+    beside the model), from files in ``folder`` only, and no more than ``max_bytes``."""
+    external = [t for t in proto.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not external:
+        return
+    if folder is None:
+        raise ModelFileError(f"{where} keeps its weights in other files (external data); give "
+                             "the path of its file, beside them, instead of its bytes")
+    total = 0
+    for tensor in external:
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = Path(info.get("location", ""))
+        file = (folder / location).resolve()
+        if location.is_absolute() or ".." in location.parts or not location.name or \
+                not file.is_relative_to(folder.resolve()):
+            raise ModelFileError(f"{where} reads weight {tensor.name!r} from {location}, outside "
+                                 f"its folder {folder}; refused")
+        if not file.is_file():
+            raise ModelFileError(f"{where} keeps weight {tensor.name!r} in {location}, which is "
+                                 f"not in {folder}; put it beside the model")
+        total += int(info.get("length", file.stat().st_size))
+    if total > max_bytes:
+        raise ModelFileError(f"{where} keeps {total:,} bytes of weights beside it, over "
+                             f"max_bytes; raise max_bytes if you trust the files")
+    try:
+        onnx.external_data_helper.load_external_data_for_model(proto, str(folder))
+    except Exception as error:  # (a file shorter than its offsets say, among others)
+        raise ModelFileError(f"{where}: its weights beside it cannot be read "
+                             f"({type(error).__name__}: {str(error)[:200]})") from None
 
 
 def _constants(onnx, graph, where: str) -> dict[str, np.ndarray]:
@@ -130,10 +168,9 @@ def _constants(onnx, graph, where: str) -> dict[str, np.ndarray]:
     them."""
     values = {}
     for tensor in graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelFileError(f"{where} keeps its weights in other files (external data); "
-                                 "save it as one file: onnx.save(model, path, "
-                                 "save_as_external_data=False)")
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:  # (a model loaded without them)
+            raise ModelFileError(f"{where} has not read weight {tensor.name!r}, which it keeps "
+                                 "in another file: give import_onnx the model's path")
         values[tensor.name] = onnx.numpy_helper.to_array(tensor)
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
