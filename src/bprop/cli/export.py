@@ -56,6 +56,10 @@ def run_export(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UsageError(f"cannot write --out {out}: the folder {out.parent} does not exist; "
                          "create it or choose another")
+    # (writing over the model file would lose the trained model for an export of it)
+    if out.resolve() == Path(args.model).resolve():
+        raise UsageError(f"--out {out} is the model file itself; give another file name, e.g. "
+                         f"{out.with_name(out.stem + '-export' + FORMATS[args.format])}")
     if args.format == "torch":
         if args.opset is not None or args.fold_batchnorm:
             raise UsageError("--opset and --fold-batchnorm are for --format onnx")
