@@ -5,7 +5,6 @@ has no counterpart is refused by name."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ onnx = pytest.importorskip("onnx", reason="the onnx package is not installed: th
                            "skip (pip install 'bprop[onnx]' onnxruntime)")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
 
@@ -188,22 +186,6 @@ def test_the_model_method_and_the_file(tmp_path):
     assert onnx.load(path) == returned == bp.export_onnx(model, fold_batchnorm=True)
     onnx.checker.check_model(str(path))
     assert returned.producer_name == "bprop"
-
-
-def test_a_trained_mnist_model():
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("the real MNIST files are not in ../shared/data/mnist")
-    (X, y), (X_test, _) = bp.datasets.load_mnist(SHARED_MNIST, download=False,
-                                                         verbose=False)
-    model = bp.mlp([784, 64, 10], seed=0)
-    model.fit(X[:6000], y[:6000], loss="cross_entropy", optimizer=bp.Adam(lr=1e-3), epochs=1,
-              batch_size=64)
-    X_test = X_test[:2000].astype(np.float32)
-    for runtime in RUNTIMES:
-        outputs = run(bp.export_onnx(model), X_test, runtime)
-        assert relative_error(outputs["probabilities"], model.predict_proba(X_test)) <= 1e-5
-        # (a label may differ only where two classes tie to float32 rounding)
-        assert (outputs["label"] == model.predict(X_test)).mean() >= 0.999
 
 
 # -- estimators ------------------------------------------------------------------------------
