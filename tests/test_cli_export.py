@@ -295,3 +295,14 @@ def test_export_help_names_both_formats(capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "usage: bprop export" in out and "onnx" in out and "torch" in out
+
+
+def test_predict_will_not_write_over_the_model_either(classifier, tmp_path, capsys):
+    model_path, _ = classifier
+    rows = write_csv(tmp_path / "rows.csv", FEATURES, [[1.0] * len(FEATURES)])
+    before = model_path.read_bytes()
+    assert main(["predict", "--model", str(model_path), "--data", str(rows),
+                 "--output", str(model_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "is the model file itself" in err
+    assert model_path.read_bytes() == before

@@ -49,17 +49,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     model, preprocessing = train.load_model(args.model, args.max_bytes)
-    out = Path(args.out) if args.out else Path(args.model).with_suffix(FORMATS[args.format])
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name, e.g. "
-                         f"{out / ('model' + FORMATS[args.format])}")
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write --out {out}: the folder {out.parent} does not exist; "
-                         "create it or choose another")
-    # (writing over the model file would lose the trained model for an export of it)
-    if out.resolve() == Path(args.model).resolve():
-        raise UsageError(f"--out {out} is the model file itself; give another file name, e.g. "
-                         f"{out.with_name(out.stem + '-export' + FORMATS[args.format])}")
+    suffix = FORMATS[args.format]
+    out = Path(args.out) if args.out else Path(args.model).with_suffix(suffix)
+    out = train.check_output_file(out, "--out", f"model{suffix}", args.model)
     if args.format == "torch":
         if args.opset is not None or args.fold_batchnorm:
             raise UsageError("--opset and --fold-batchnorm are for --format onnx")

@@ -671,13 +671,7 @@ def run_predict(args: argparse.Namespace) -> int:
             return 0
         print(f"wrote {len(rows) - 1} predictions to standard output", file=sys.stderr)
         return 0
-    output = Path(args.output)
-    if output.is_dir():
-        raise UsageError(f"--output {output} is a folder; give a file name, e.g. "
-                         f"{output / 'predictions.csv'}")
-    if not output.parent.is_dir():
-        raise UsageError(f"cannot write --output {output}: the folder {output.parent} does not "
-                         "exist; create it or choose another")
+    output = check_output_file(Path(args.output), "--output", "predictions.csv", args.model)
     try:
         with output.open("w", newline="") as file:
             csv.writer(file).writerows(rows)
@@ -685,6 +679,20 @@ def run_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write the predictions to {output}: {error.strerror}") from None
     print(f"wrote {len(rows) - 1} predictions to {output}")
     return 0
+
+
+def check_output_file(path: Path, option: str, example: str, model: str) -> Path:
+    """``path``, if a file can be written there that is not the ``model`` file (writing over
+    it would lose the trained model); else a UsageError naming ``option``."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name, e.g. {path / example}")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {option} {path}: the folder {path.parent} does not "
+                         "exist; create it or choose another")
+    if path.resolve() == Path(model).resolve():
+        raise UsageError(f"{option} {path} is the model file itself; give another file name, "
+                         f"e.g. {path.with_name(path.stem + '-' + example)}")
+    return path
 
 
 def format_score(name: str, value: float) -> str:
