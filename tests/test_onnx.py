@@ -11,7 +11,7 @@ import pytest
 
 import bprop as bp
 from bprop.estimators import ConvergenceWarning
-from bprop.interop import errors as interop_errors
+from bprop.interop import common as interop_common
 from bprop.nn.layer import Layer
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed: the ONNX tests "
@@ -115,13 +115,16 @@ def test_the_batch_dimension_is_free(dtype):
     assert dims[0].dim_param == "batch" and dims[1].dim_value == 5
 
 
-@pytest.mark.parametrize("opset", [13, 15, 17, 18])
-def test_each_opset_from_13(opset):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("opset", [14, 15, 17, 18, 21])
+def test_each_opset_from_14(opset, runtime):
     model = every_layer("float32")
     proto = bp.export_onnx(model, opset=opset)
     assert [o.version for o in proto.opset_import if o.domain == ""] == [opset]
+    assert proto.ir_version == helper.find_min_ir_version_for(list(proto.opset_import))
     X = data().astype(np.float32)
-    assert relative_error(run(proto, X)["probabilities"], model.predict_proba(X)) <= 1e-5
+    outputs = run(proto, X, runtime)
+    assert relative_error(outputs["probabilities"], model.predict_proba(X)) <= 1e-5
 
 
 def test_a_float64_leaky_relu_keeps_its_slope_exactly():
@@ -234,10 +237,13 @@ def test_round_trip_keeps_every_weight_and_setting(tmp_path, dtype, dense):
 def test_import_takes_bytes_and_loaded_models_and_a_dtype():
     model = bp.mlp([3, 4, 2], seed=0)
     proto = bp.export_onnx(model)
+    X = data(7, 3)
     for source in (proto, proto.SerializeToString()):
         back = bp.import_onnx(source, dtype="float64")
         assert back.dtype == np.float64
-        np.testing.assert_array_equal(back.layers[0].weight, model.layers[0].weight)
+        for name, value in model.state_dict().items():
+            np.testing.assert_array_equal(back.state_dict()[name], value, err_msg=name)
+        assert relative_error(back.forward(X), model.forward(X)) <= 1e-6
 
 
 def _torch_export(module, example, path, dynamo: bool) -> None:
@@ -299,8 +305,8 @@ def test_a_layer_without_an_onnx_form_is_named():
 
 def test_export_settings_are_checked():
     model = bp.mlp([2, 3], seed=0)
-    with pytest.raises(ValueError, match="opset must be an integer from 13"):
-        bp.export_onnx(model, opset=12)
+    with pytest.raises(ValueError, match="opset must be an integer from 14"):
+        bp.export_onnx(model, opset=13)
     with pytest.raises(ValueError, match="dense must be 'gemm' or 'matmul'"):
         bp.export_onnx(model, dense="conv")
     with pytest.raises(ValueError, match="classes= must name 3 classes"):
@@ -342,7 +348,7 @@ def test_an_unsupported_operator_is_named_with_its_node():
                        training_mode=1)],
      [(n, np.ones(3)) for n in "gbmv"], ("x",), "in training mode"),
     ([helper.make_node("Gemm", ["w", "x"], ["y"], name="left")], [("w", np.ones((3, 3)))],
-     ("x",), "from the left"),
+     ("x",), "reads the data after its constants"),
     ([helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="wide")],
      [("w", np.ones((3, 2))), ("c", np.ones(5))], ("x",), r"a bias of shape \(5,\)"),
     ([helper.make_node("Identity", ["x"], ["y"])], [], (), "0 data inputs"),
@@ -410,16 +416,104 @@ def test_integer_inputs_are_refused_unless_a_dtype_is_given():
 
 
 def test_without_the_onnx_package_the_message_says_what_to_install(monkeypatch):
-    real = interop_errors.importlib.import_module
+    real = interop_common.importlib.import_module
 
     def without_onnx(name, *args):
         if name.split(".")[0] == "onnx":
             raise ImportError(f"No module named {name!r}")
         return real(name, *args)
 
-    monkeypatch.setattr(interop_errors.importlib, "import_module", without_onnx)
+    monkeypatch.setattr(interop_common.importlib, "import_module", without_onnx)
     model = bp.mlp([2, 2], seed=0)
     with pytest.raises(bp.MissingPackageError, match=r'pip install "bprop\[onnx\]"'):
         bp.export_onnx(model)
     with pytest.raises(bp.MissingPackageError, match="import_onnx needs the onnx package"):
         bp.import_onnx(b"")
+
+
+def test_gemm_alpha_beta_and_transposed_weights_are_read():
+    rng = np.random.default_rng(3)
+    weight, bias = rng.normal(size=(4, 3)), rng.normal(size=4)  # (PyTorch's layout: out, in)
+    proto = graph_of([helper.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0,
+                                       transB=1)], [("w", weight), ("c", bias)])
+    model = bp.import_onnx(proto)
+    X = data(6, 3).astype(np.float32)
+    assert relative_error(model.forward(X), run(proto, X)["y"]) <= 1e-6
+    np.testing.assert_allclose(model.layers[0].weight, 0.5 * weight.T.astype(np.float32),
+                               rtol=1e-7)
+
+
+def test_constants_made_by_constant_cast_and_transpose_nodes():
+    weight = np.arange(12, dtype=np.float64).reshape(4, 3) / 10
+    nodes = [helper.make_node("Constant", [], ["w64"], value=numpy_helper.from_array(weight)),
+             helper.make_node("Cast", ["w64"], ["w32"], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", ["w32"], ["w"], perm=[1, 0]),
+             helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Identity", ["b0"], ["b"]),
+             helper.make_node("Add", ["h", "b"], ["y"])]
+    proto = graph_of(nodes, [("b0", [1.0, 2.0, 3.0, 4.0])])
+    model = bp.import_onnx(proto)
+    assert [type(layer) for layer in model.layers] == [bp.Dense]
+    np.testing.assert_array_equal(model.layers[0].weight, weight.T.astype(np.float32))
+    np.testing.assert_array_equal(model.layers[0].bias, [1, 2, 3, 4])
+
+
+def test_an_input_wider_or_narrower_than_the_first_layer_is_refused():
+    proto = graph_of([helper.make_node("Gemm", ["x", "w"], ["y"])], [("w", np.ones((7, 4)))])
+    with pytest.raises(bp.ConversionError, match="has 3 features but its first layer reads 7"):
+        bp.import_onnx(proto)
+
+
+def test_a_constant_kept_in_another_file_is_refused(tmp_path, monkeypatch):
+    # onnx would read it relative to the current folder, not the model's: refused outright
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.bin").write_bytes(np.float32(0.25).tobytes())
+    value = numpy_helper.from_array(np.zeros(1, np.float32), "slope")
+    value.ClearField("float_data")
+    value.data_location = TensorProto.EXTERNAL
+    for key, entry in (("location", "secret.bin"), ("offset", "0"), ("length", "4")):
+        value.external_data.add(key=key, value=entry)
+    proto = graph_of([helper.make_node("Constant", [], ["s"], value=value),
+                      helper.make_node("PRelu", ["x", "s"], ["y"], name="leaky")])
+    with pytest.raises(bp.ModelFileError, match="keeps its constant in another file"):
+        bp.import_onnx(proto)
+
+
+@pytest.mark.parametrize("nodes, initializers, match", [
+    ([helper.make_node("BatchNormalization", ["x", "g", "b", "m"], ["y"], name="short")],
+     [(n, np.ones(3)) for n in "gbm"], r"'short' \(BatchNormalization\) has 3 constant inputs"),
+    ([helper.make_node("Dropout", ["x", "r"], ["y"], name="all")], [("r", 1.0)],
+     r"'all' \(Dropout\) cannot be a bprop layer"),
+    ([helper.make_node("LeakyRelu", ["x"], ["y"], name="neg", alpha=-1.0)], [],
+     r"'neg' \(LeakyRelu\) cannot be a bprop layer"),
+    ([helper.make_node("PRelu", ["s", "x"], ["y"], name="swapped")], [("s", [0.1])],
+     "reads the data after its constants"),
+])
+def test_settings_no_bprop_layer_takes_are_refused_by_node(nodes, initializers, match):
+    with pytest.raises(bp.ConversionError, match=match):
+        bp.import_onnx(graph_of(nodes, initializers))
+
+
+def test_boolean_and_real_class_labels_keep_their_type():
+    X = data(12, 4).astype(np.float32)
+    model = bp.mlp([4, 5, 1], output="sigmoid", seed=0)
+    labels = run(bp.export_onnx(model, classes=[False, True]), X)["label"]
+    assert labels.dtype == np.bool_
+    np.testing.assert_array_equal(labels, model.predict(X).astype(bool))
+    labels = run(bp.export_onnx(model, classes=[0.5, 1.5]), X)["label"]
+    np.testing.assert_array_equal(labels, np.array([0.5, 1.5])[model.predict(X)])
+
+
+def test_a_float32_attribute_comes_back_as_the_same_float32(tmp_path):
+    model = bp.Sequential([bp.Dense(3, 3), bp.LeakyReLU(0.123456789), bp.Dropout(1 / 3)],
+                          seed=0)
+    back = bp.import_onnx(bp.export_onnx(model))
+    assert np.float32(back.layers[1].alpha) == np.float32(0.123456789)
+    assert np.float32(back.layers[2].p) == np.float32(1 / 3)
+    X = -np.abs(data(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(back.forward(X), model.forward(X))
+
+
+def test_exporting_to_a_folder_says_so(tmp_path):
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        bp.export_onnx(bp.mlp([2, 2], seed=0), tmp_path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bprop as bp
-from bprop.estimators import ConvergenceWarning
+from bprop.estimators import ConvergenceWarning, register_with_skl2onnx
 
 skl2onnx = pytest.importorskip("skl2onnx", reason="skl2onnx is not installed: the pipeline "
                                "conversion tests skip (pip install skl2onnx onnxruntime)")
@@ -94,3 +94,75 @@ def test_an_estimator_on_its_own_and_multilabel_targets(features):
     np.testing.assert_array_equal(outputs["label"], clf.predict(features / 100))
     np.testing.assert_allclose(outputs["probabilities"], clf.predict_proba(features / 100),
                                atol=1e-10)
+
+
+def test_registered_estimators_convert_inside_meta_estimators(features):
+    # (this module imported skl2onnx first, but other tests may have imported the estimators
+    # before it: register explicitly, as a user who imports bprop first does)
+    register_with_skl2onnx()
+    from sklearn.ensemble import VotingRegressor
+    from sklearn.model_selection import GridSearchCV
+
+    y = TARGETS["text classes"](features)
+    search = fitted(GridSearchCV(Pipeline([("scale", StandardScaler()),
+                                           ("mlp", bp.MLPClassifier((8,), max_iter=15,
+                                                                    random_state=0))]),
+                                 {"mlp__alpha": [1e-4, 1e-1]}, cv=2), features, y)
+    proto = skl2onnx.to_onnx(search, features[:1], options={"zipmap": False})
+    outputs = run(proto, features)
+    np.testing.assert_array_equal(outputs["label"], search.predict(features))
+    np.testing.assert_allclose(outputs["probabilities"], search.predict_proba(features),
+                               atol=1e-10)
+    scaled = StandardScaler().fit_transform(features)
+    voting = fitted(VotingRegressor([("a", bp.MLPRegressor((8,), max_iter=15, random_state=0)),
+                                     ("b", bp.MLPRegressor((4,), max_iter=15,
+                                                           random_state=1))]),
+                    scaled, scaled[:, 0])
+    (predicted,) = run(skl2onnx.to_onnx(voting, scaled[:1]), scaled).values()
+    np.testing.assert_allclose(predicted.ravel(), voting.predict(scaled), atol=1e-10)
+
+
+def test_zipmap_is_taken_only_as_false(features):
+    register_with_skl2onnx()
+    pipeline = fitted(Pipeline([("scale", StandardScaler()),
+                                ("mlp", bp.MLPClassifier((8,), max_iter=5, random_state=0))]),
+                      features, TARGETS["two integer classes"](features))
+    skl2onnx.to_onnx(pipeline, features[:1], options={"zipmap": False})
+    with pytest.raises(ValueError, match="zipmap"):
+        skl2onnx.to_onnx(pipeline, features[:1], options={"zipmap": True})
+
+
+SCRIPT = """
+import warnings
+import numpy as np
+{first}
+from sklearn.model_selection import GridSearchCV
+warnings.simplefilter("ignore")
+X = np.random.default_rng(0).normal(size=(60, 3))
+search = GridSearchCV(bp.MLPClassifier((4,), max_iter=5, random_state=0),
+                      {{"alpha": [1e-4, 1e-2]}}, cv=2).fit(X, X[:, 0] > 0)
+pipeline_like = bp.MLPClassifier((4,), max_iter=5, random_state=0).fit(X, X[:, 0] > 0)
+skl2onnx.to_onnx(pipeline_like, X[:1])  # (converts either way)
+try:
+    skl2onnx.to_onnx(search, X[:1])
+    print("search converted")
+except Exception as error:
+    print("search refused:", type(error).__name__)
+"""
+
+
+@pytest.mark.parametrize("first, expected", [
+    ("import skl2onnx\nimport bprop as bp\nbp.MLPClassifier", "search converted"),
+    ("import bprop as bp\nbp.MLPClassifier\nimport skl2onnx", "search refused"),
+    ("import bprop as bp\nimport skl2onnx\n"
+     "from bprop.estimators import register_with_skl2onnx\nregister_with_skl2onnx()",
+     "search converted"),
+])
+def test_which_import_order_registers(first, expected):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", SCRIPT.format(first=first)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout, result.stdout

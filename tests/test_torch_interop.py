@@ -8,8 +8,8 @@ import pytest
 
 import bprop as bp
 from bprop.estimators import MLPClassifier
-from bprop.interop import errors
-from bprop.interop.errors import ConversionError, MissingPackageError
+from bprop.interop import common
+from bprop.interop.common import ConversionError, MissingPackageError
 from bprop.interop.torch import from_torch, to_torch
 from bprop.nn.layer import Layer
 
@@ -300,6 +300,9 @@ def test_a_nested_unsupported_module_is_named_by_its_path():
 def test_softmax_over_another_dim_is_refused():
     with pytest.raises(ConversionError, match="dim=0"):
         from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Softmax(dim=0)))
+    # PyTorch's default dim (None) is row-wise on a 2-D input, as bprop's
+    model = from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Softmax()))
+    assert type(model.layers[-1]) is bp.Softmax
 
 
 @pytest.mark.parametrize("norm", [torch.nn.BatchNorm1d(3, track_running_stats=False),
@@ -321,14 +324,14 @@ def test_to_torch_refuses_what_is_not_a_model():
 
 
 def test_a_missing_pytorch_says_what_to_install(monkeypatch):
-    real_import = errors.importlib.import_module
+    real_import = common.importlib.import_module
 
     def no_torch(name, *args, **kwargs):
         if name == "torch" or name.startswith("torch."):
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(errors.importlib, "import_module", no_torch)
+    monkeypatch.setattr(common.importlib, "import_module", no_torch)
     model = bp.Sequential([bp.Dense(2, 2)], seed=0)
     with pytest.raises(MissingPackageError, match="pip install torch"):
         to_torch(model)

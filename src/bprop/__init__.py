@@ -13,7 +13,7 @@ from . import data as datasets
 from ._version import __version__ as __version__
 from .backend.devices import Device, DeviceUnavailableError, get_device
 from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
-from .interop.errors import ConversionError, MissingPackageError
+from .interop.common import ConversionError, MissingPackageError
 from .interop.onnx_export import export_onnx
 from .interop.onnx_import import import_onnx
 from .interop.torch import from_torch, to_torch

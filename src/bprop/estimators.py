@@ -32,6 +32,7 @@ scikit-learn's in the last digits.
 from __future__ import annotations
 
 import inspect
+import sys
 import warnings
 
 import numpy as np
@@ -49,8 +50,7 @@ from ._checks import (
     refuse_complex_data,
 )
 from .backend.devices import get_device, to_numpy
-from .interop.sklearn_onnx import converter as onnx_converter
-from .interop.sklearn_onnx import shape_calculator as onnx_shape_calculator
+from .interop import sklearn_onnx
 from .nn.builder import mlp
 from .nn.history import History, TrainingDivergedError
 from .nn.init import sklearn_weights
@@ -207,13 +207,15 @@ class _BaseMLP(BaseEstimator):
         check_same_length(X, y)
         return X, y
 
-    # skl2onnx converts a pipeline that holds this estimator by asking it for these two
-    # functions (see bprop.interop.sklearn_onnx); they need skl2onnx only when called.
+    # skl2onnx converts a pipeline that holds this estimator, unregistered, by asking it for
+    # these two functions (see bprop.interop.sklearn_onnx); they need skl2onnx only when called.
     def onnx_shape_calculator(self):
-        return onnx_shape_calculator
+        """skl2onnx's shape calculator for this estimator's step."""
+        return sklearn_onnx.shape_calculator
 
     def onnx_converter(self):
-        return onnx_converter
+        """skl2onnx's converter for this estimator's step."""
+        return sklearn_onnx.converter
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -640,3 +642,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X) -> np.ndarray:
         out = self._forward(X)
         return out.ravel() if self._single_output else out
+
+
+def register_with_skl2onnx() -> None:
+    """Register the estimators' converter with skl2onnx (done when this module is imported
+    after skl2onnx), so that they convert inside ``GridSearchCV`` and other meta-estimators
+    and take ``options={"zipmap": False}``; a pipeline converts without it."""
+    sklearn_onnx.register(MLPClassifier, MLPRegressor)
+
+
+if "skl2onnx" in sys.modules:  # (imported already: registering costs nothing more)
+    register_with_skl2onnx()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write
-from ..interop.errors import require
+from ..interop.common import require
 from ..interop.onnx_export import Node, export_onnx
 from ..interop.torch import to_torch
 from . import train
@@ -37,7 +37,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the file to write (default: the model's name with .onnx or "
                         ".pt2, beside it)")
     parser.add_argument("--opset", type=int, default=None,
-                        help="the ONNX opset (13 to the newest the onnx package knows; "
+                        help="the ONNX opset (14 to the newest the onnx package knows; "
                         "default: 17)")
     parser.add_argument("--fold-batchnorm", action="store_true",
                         help="fold each BatchNorm into the Dense layer before it (ONNX)")
@@ -67,28 +67,33 @@ def run_export(args: argparse.Namespace) -> int:
     export_onnx(model, out, args.opset, fold_batchnorm=args.fold_batchnorm,
                 classes=classes if classes and model._task() != "regression" else None,
                 metadata=_metadata(preprocessing),
-                before=input_scaling(preprocessing.get("scaler"), model.dtype),
-                after=input_scaling(preprocessing.get("target_scaler"), model.dtype,
-                                    undo=True))
+                before=feature_scaling(preprocessing.get("scaler"), model.dtype),
+                after=target_unscaling(preprocessing.get("target_scaler"), model.dtype))
     what = "raw features in" if preprocessing.get("scaler") else "features in"
     print(f"wrote {out} ({what}; outputs: {_outputs(model, preprocessing)})")
     return 0
 
 
-def input_scaling(state: dict | None, dtype, undo: bool = False) -> list[Node]:
-    """The ONNX nodes of a scaler recorded in ``preprocessing.json``: the scaling of the
-    features, or with ``undo`` the scaling back of a regression target."""
+def feature_scaling(state: dict | None, dtype) -> list[Node]:
+    """The ONNX nodes of the feature scaler recorded in ``preprocessing.json``."""
     if state is None:
         return []
     values = {key: np.asarray(value, dtype) for key, value in state.items() if key != "kind"}
-    if undo:  # y = z * scale + mean
-        return [Node("Mul", [values["scale"]], name="target.scale", constant_names=("scale",)),
-                Node("Add", [values["mean"]], name="target.mean", constant_names=("mean",))]
     if state["kind"] == "standard":  # (x - mean) / scale
         return [Node("Sub", [values["mean"]], name="scaler.mean", constant_names=("mean",)),
                 Node("Div", [values["scale"]], name="scaler.scale", constant_names=("scale",))]
     return [Node("Mul", [values["scale"]], name="scaler.scale", constant_names=("scale",)),
             Node("Add", [values["min"]], name="scaler.min", constant_names=("min",))]
+
+
+def target_unscaling(state: dict | None, dtype) -> list[Node]:
+    """The ONNX nodes that take a regression network's output back to the target's units:
+    ``y = z * scale + mean``, from the target scaler recorded in ``preprocessing.json``."""
+    if state is None:
+        return []
+    scale, mean = (np.asarray(state[key], dtype) for key in ("scale", "mean"))
+    return [Node("Mul", [scale], name="target.scale", constant_names=("scale",)),
+            Node("Add", [mean], name="target.mean", constant_names=("mean",))]
 
 
 def _metadata(preprocessing: dict) -> dict[str, str]:

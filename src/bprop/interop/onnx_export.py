@@ -33,8 +33,10 @@ nodes. :mod:`.onnx_import` reads such a chain back.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -52,19 +54,26 @@ from ..nn.layers import (
     Softmax,
     Tanh,
 )
-from ..nn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from ..nn.losses import takes_logits
 from ..nn.step import Network
-from .errors import ConversionError, require
+from .common import ConversionError, network_of, require
 
 #: the opset a model is written in unless another is asked for: supported by every ONNX
 #: Runtime since 1.12 (2022) and by the other common runtimes
 DEFAULT_OPSET = 17
-#: the oldest opset whose operators mean what the exported nodes need (Softmax over one axis,
-#: Dropout's ratio as an input, Squeeze's axes as an input)
-MIN_OPSET = 13
+#: the oldest opset whose operators mean what the exported nodes need: BatchNormalization in
+#: inference mode unless told otherwise (before 14, its momentum meant training to some
+#: runtimes, onnx's reference evaluator among them), Softmax over one axis, Dropout's ratio
+#: and Squeeze's axes as inputs
+MIN_OPSET = 14
 
-_INSTALL = 'pip install "bprop[onnx]" (or pip install onnx)'
-_ELEMENT_TYPES = {np.dtype(np.float32): 1, np.dtype(np.float64): 11}  # TensorProto.FLOAT, DOUBLE
+#: what to install for ONNX files
+INSTALL = 'pip install "bprop[onnx]" (or pip install onnx)'
+# ONNX's element types (TensorProto's codes), named here so that this module imports without
+# the onnx package
+FLOAT, DOUBLE, INT64, STRING, BOOL = 1, 11, 7, 8, 9
+#: the element type of each dtype a bprop model computes in
+ELEMENT_TYPES = {np.dtype(np.float32): FLOAT, np.dtype(np.float64): DOUBLE}
 _SIMPLE = {ReLU: "Relu", Sigmoid: "Sigmoid", Tanh: "Tanh", Identity: "Identity"}
 
 
@@ -82,8 +91,9 @@ class Node:
 
 
 # -- export ----------------------------------------------------------------------------------
-def export_onnx(model, path=None, opset: int | None = None, *, fold_batchnorm: bool = False,
-                dense: str = "gemm", classes=None, metadata: dict[str, str] | None = None,
+def export_onnx(model, path: str | os.PathLike | None = None, opset: int | None = None, *,
+                fold_batchnorm: bool = False, dense: str = "gemm",
+                classes: Sequence | None = None, metadata: dict[str, str] | None = None,
                 before: Sequence[Node] = (), after: Sequence[Node] = ()):
     """Write ``model`` as an ONNX model to ``path`` (if given) and return it (an
     ``onnx.ModelProto``).
@@ -97,7 +107,7 @@ def export_onnx(model, path=None, opset: int | None = None, *, fold_batchnorm: b
         The ``.onnx`` file to write (atomically: a file already there is replaced whole or
         left as it was).
     opset : int, optional
-        The ONNX opset to write, from 13 to the installed onnx package's newest; default 17.
+        The ONNX opset to write, from 14 to the installed onnx package's newest; default 17.
     fold_batchnorm : bool
         Fold each BatchNorm that follows a Dense layer into that layer's weights and bias,
         :math:`W' = W s`, :math:`b' = (b - \\mu) s + \\beta` with
@@ -131,7 +141,7 @@ def export_onnx(model, path=None, opset: int | None = None, *, fold_batchnorm: b
         session = onnxruntime.InferenceSession("model.onnx")
         labels, = session.run(["label"], {"input": np.ones((2, 4), np.float32)})
     """
-    onnx = require("onnx", "export_onnx", _INSTALL)
+    onnx = require("onnx", "export_onnx", INSTALL)
     opset = _check_opset(onnx, DEFAULT_OPSET if opset is None else opset)
     if dense not in ("gemm", "matmul"):
         raise ValueError(f"dense must be 'gemm' or 'matmul', got {dense!r}")
@@ -150,6 +160,9 @@ def export_onnx(model, path=None, opset: int | None = None, *, fold_batchnorm: b
                         metadata={**head.metadata(), **(metadata or {})})
     onnx.checker.check_model(proto)
     if path is not None:
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"cannot write the ONNX model to {path}: it is a folder; "
+                                    "give a file name, e.g. model.onnx")
         with atomic_write(path) as file:
             file.write(proto.SerializeToString())
     return proto
@@ -252,21 +265,15 @@ class Head:
 
     @classmethod
     def of(cls, model, classes=None) -> Head:
-        if _is_network(model):
-            task, loss = model._task(), model.loss
-            logits = isinstance(loss, SoftmaxCrossEntropy) or (
-                isinstance(loss, BinaryCrossEntropy) and loss.from_logits)
+        """The head of ``model``: a Sequential (whose ``classes`` name its class indices) or a
+        fitted estimator (which has its own ``classes_``)."""
+        network = network_of(model, "export_onnx")
+        if network is model:
+            task = model._task()
             if classes is not None:
                 classes = _check_classes(classes, task, model.n_outputs)
-            return cls(model, task, logits, classes,
+            return cls(model, task, takes_logits(model.loss), classes,
                        squeeze=task == "binary" and model.n_outputs == 1)
-        network = getattr(model, "model_", None)
-        if not _is_network(network):
-            if hasattr(model, "get_params") and hasattr(model, "fit"):
-                raise ValueError(f"this {type(model).__name__} is not fitted yet: call fit "
-                                 "before exporting it")
-            raise TypeError(f"export_onnx takes a bprop Sequential or a fitted MLPClassifier or "
-                            f"MLPRegressor, not {type(model).__name__}")
         if classes is not None:
             raise ValueError("classes= is for a Sequential: an estimator exports its own "
                              "classes_")
@@ -299,7 +306,7 @@ class Head:
         if self.task == "binary":
             half = graph.constant(np.array(0.5, dtype), "half")
             codes = graph.node("Cast", [graph.node("GreaterOrEqual", [probabilities, half])],
-                               to=7)  # TensorProto.INT64
+                               to=INT64)
             if self.squeeze:
                 codes = graph.node("Squeeze", [codes, graph.constant(np.array([1]), "axis")])
         else:
@@ -320,17 +327,13 @@ class Head:
         return data
 
 
-def _is_network(model) -> bool:
-    """Whether ``model`` is a bprop Sequential (recognised by what it has: the core, which
-    has ``Sequential.to_onnx`` call this module, is not imported here)."""
-    return isinstance(getattr(model, "layers", None), list) and hasattr(model, "_task")
-
-
 def _label_array(classes) -> np.ndarray:
-    """Class labels as an array ONNX can hold: integers as int64, reals as float64, anything
-    else as text."""
+    """Class labels as an array ONNX can hold: booleans as they are, integers as int64, reals
+    as float64, anything else as text."""
     classes = np.asarray(classes)
-    if classes.dtype.kind in "iub":
+    if classes.dtype.kind == "b":
+        return classes
+    if classes.dtype.kind in "iu":
         return classes.astype(np.int64)
     if classes.dtype.kind == "f":
         return classes.astype(np.float64)
@@ -373,7 +376,7 @@ class GraphBuilder:
     def input(self, name: str, model: Network) -> str:
         helper = self.onnx.helper
         self.inputs.append(helper.make_tensor_value_info(
-            self.fresh(name), _ELEMENT_TYPES[model.dtype], ["batch", model.n_inputs]))
+            self.fresh(name), ELEMENT_TYPES[model.dtype], ["batch", model.n_inputs]))
         return name
 
     def constant(self, value: np.ndarray, name: str = "const") -> str:
@@ -383,9 +386,10 @@ class GraphBuilder:
 
     def node(self, op: str, inputs: list[str], output: str | None = None,
              name: str | None = None, **attrs) -> str:
-        """Add an ``op`` node reading ``inputs``; it writes ``output`` (a fresh name if None),
-        which it returns."""
-        output = self.fresh(op.lower()) if output is None else output
+        """Add an ``op`` node reading ``inputs``; it writes ``output``, or a fresh name made
+        from ``name`` (or ``op``) if None, which it returns."""
+        if output is None:
+            output = self.fresh(f"{name}.out" if name else op.lower())
         self._names.add(output)
         self.nodes.append(self.onnx.helper.make_node(
             op, inputs, [output], name=self.fresh(name or op), **attrs))
@@ -403,7 +407,7 @@ class GraphBuilder:
                                   producer_name="bprop", producer_version=__version__)
         # The IR version the opset came with, not the newest the onnx package writes, so that
         # runtimes a little older than the package read the file.
-        proto.ir_version = min(proto.ir_version, _IR_VERSIONS.get(opset, proto.ir_version))
+        proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
         helper.set_model_props(proto, metadata)
         return proto
 
@@ -412,7 +416,7 @@ def _element_type(dtype) -> int:
     """The ONNX element type (TensorProto's code) of a NumPy dtype: FLOAT, DOUBLE, INT64, or
     STRING for text."""
     dtype = np.dtype(dtype)
-    return _ELEMENT_TYPES.get(dtype) or (7 if dtype.kind in "iu" else 8)
+    return ELEMENT_TYPES.get(dtype) or {"i": INT64, "u": INT64, "b": BOOL}.get(dtype.kind, STRING)
 
 
 def emit_chain(graph, nodes: list[Node], x: str, output: str) -> str:
@@ -424,7 +428,7 @@ def emit_chain(graph, nodes: list[Node], x: str, output: str) -> str:
         constants = [graph.constant(value, f"{stem}.{names[j] if j < len(names) else j}")
                      for j, value in enumerate(node.constants)]
         last = k == len(nodes) - 1
-        x = graph.node(node.op, [x, *constants], output if last else f"{stem}.out", name=stem,
+        x = graph.node(node.op, [x, *constants], output if last else None, name=stem,
                        **node.attrs)
     return x
 
@@ -433,5 +437,3 @@ def emit_chain(graph, nodes: list[Node], x: str, output: str) -> str:
 _CONSTANT_NAMES = {"Gemm": ("weight", "bias"), "MatMul": ("weight",), "Add": ("bias",),
                    "BatchNormalization": ("weight", "bias", "running_mean", "running_var"),
                    "PRelu": ("slope",), "Dropout": ("ratio",)}
-#: the ONNX IR version released with each opset
-_IR_VERSIONS = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10}

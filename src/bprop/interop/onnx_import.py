@@ -24,12 +24,12 @@ from ..nn.layers import (
     Tanh,
 )
 from ..nn.model import Sequential
-from .errors import ConversionError, require
-from .onnx_export import _ELEMENT_TYPES, _INSTALL
+from .common import ConversionError, require
+from .onnx_export import ELEMENT_TYPES, INSTALL
 
 
-def import_onnx(source, *, output: str | None = None, dtype=None,
-                max_bytes: int = 2**31) -> Sequential:
+def import_onnx(source: str | os.PathLike | bytes | object, *, output: str | None = None,
+                dtype=None, max_bytes: int = 2**31) -> Sequential:
     """A :class:`~bprop.Sequential` computing what an ONNX model's graph computes.
 
     The graph must be a chain from one input of shape (n, features) to ``output`` made of
@@ -61,7 +61,7 @@ def import_onnx(source, *, output: str | None = None, dtype=None,
         For a file that is not an ONNX model, or that keeps weights (external data) anywhere
         but in files in its own folder.
     """
-    onnx = require("onnx", "import_onnx", _INSTALL)
+    onnx = require("onnx", "import_onnx", INSTALL)
     proto, where = _read_model(onnx, source, max_bytes)
     graph = proto.graph
     values = _constants(onnx, graph, where)
@@ -73,7 +73,7 @@ def import_onnx(source, *, output: str | None = None, dtype=None,
     x = inputs[0]
     element = x.type.tensor_type.elem_type
     if dtype is None:
-        types = {code: dt for dt, code in _ELEMENT_TYPES.items()}
+        types = {code: dt for dt, code in ELEMENT_TYPES.items()}
         if element not in types:
             raise ConversionError(
                 f"{where}: the input {x.name!r} holds "
@@ -81,7 +81,7 @@ def import_onnx(source, *, output: str | None = None, dtype=None,
                 "numbers; a bprop model computes in float32 or float64 (give dtype=)")
         dtype = types[element]
     dtype = np.dtype(dtype)
-    if dtype not in _ELEMENT_TYPES:
+    if dtype not in ELEMENT_TYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     chain = _chain_to(onnx, graph, values, x.name, _output_name(graph, output, where), where)
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
@@ -93,9 +93,28 @@ def import_onnx(source, *, output: str | None = None, dtype=None,
     state = {}
     for i, (_, arrays) in enumerate(layers):
         state.update({f"{i}.{name}": value for name, value in arrays.items()})
-    model = Sequential([layer for layer, _ in layers], dtype=dtype, initialise=False)
-    model.load_state_dict({name: value.astype(dtype) for name, value in state.items()})
+    try:
+        model = Sequential([layer for layer, _ in layers], dtype=dtype, initialise=False)
+        model.load_state_dict({name: value.astype(dtype) for name, value in state.items()})
+    except ValueError as error:  # (layer sizes that do not chain)
+        raise ConversionError(f"{where}: its nodes do not fit together as layers: "
+                              f"{error}") from None
+    _check_input_width(x, model.n_inputs, where)
     return model
+
+
+def _check_input_width(x, n_inputs: int | None, where: str) -> None:
+    """Refuse an input declared (n, features) with another number of features than the first
+    layer reads, or of another rank (a runtime would refuse to run such a graph)."""
+    if not x.type.tensor_type.HasField("shape"):
+        return
+    dims = x.type.tensor_type.shape.dim
+    if len(dims) != 2:
+        raise ConversionError(f"{where}: the input {x.name!r} has {len(dims)} dimensions; a "
+                              "bprop model reads (n, features)")
+    if dims[1].HasField("dim_value") and n_inputs is not None and dims[1].dim_value != n_inputs:
+        raise ConversionError(f"{where}: the input {x.name!r} has {dims[1].dim_value} features "
+                              f"but its first layer reads {n_inputs}")
 
 
 def _read_model(onnx, source, max_bytes: int):
@@ -151,7 +170,8 @@ def _read_external_data(onnx, proto, folder: Path | None, where: str, max_bytes:
         if not file.is_file():
             raise ModelFileError(f"{where} keeps weight {tensor.name!r} in {location}, which is "
                                  f"not in {folder}; put it beside the model")
-        total += int(info.get("length", file.stat().st_size))
+        offset = int(info.get("offset", 0))
+        total += int(info.get("length", max(file.stat().st_size - offset, 0)))
     if total > max_bytes:
         raise ModelFileError(f"{where} keeps {total:,} bytes of weights beside it, over "
                              f"max_bytes; raise max_bytes if you trust the files")
@@ -171,24 +191,44 @@ def _constants(onnx, graph, where: str) -> dict[str, np.ndarray]:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:  # (a model loaded without them)
             raise ModelFileError(f"{where} has not read weight {tensor.name!r}, which it keeps "
                                  "in another file: give import_onnx the model's path")
-        values[tensor.name] = onnx.numpy_helper.to_array(tensor)
+        values[tensor.name] = _array(onnx, tensor, f"{where}: weight {tensor.name!r}")
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             attribute = {a.name: a for a in node.attribute}
             if "value" not in attribute:
                 raise ConversionError(f"{where}: node {_describe(node)} makes a constant "
                                       "bprop cannot read (only a tensor 'value')")
-            values[node.output[0]] = onnx.numpy_helper.to_array(attribute["value"].t)
+            tensor = attribute["value"].t
+            # (only weights, above, are read from files beside the model, from its folder: a
+            # constant's file would be looked for wherever Python runs)
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                raise ModelFileError(f"{where}: node {_describe(node)} keeps its constant in "
+                                     "another file; bprop reads only weights (initializers) "
+                                     "from files beside the model")
+            values[node.output[0]] = _array(onnx, tensor, f"{where}: node {_describe(node)}")
         elif node.op_type in ("Identity", "Cast", "Transpose") and node.input and \
                 node.input[0] in values:
             value = values[node.input[0]]
             attrs = _attributes(onnx, node)
-            if node.op_type == "Cast":
-                value = value.astype(onnx.helper.tensor_dtype_to_np_dtype(attrs["to"]))
-            elif node.op_type == "Transpose":
-                value = np.transpose(value, attrs.get("perm"))
+            try:
+                if node.op_type == "Cast":
+                    value = value.astype(onnx.helper.tensor_dtype_to_np_dtype(attrs["to"]))
+                elif node.op_type == "Transpose":
+                    value = np.transpose(value, attrs.get("perm"))
+            except (KeyError, ValueError, TypeError) as error:
+                raise ConversionError(f"{where}: node {_describe(node)} cannot be applied to "
+                                      f"its constant ({error})") from None
             values[node.output[0]] = value
     return values
+
+
+def _array(onnx, tensor, what: str) -> np.ndarray:
+    """The values of a TensorProto, or a ModelFileError saying ``what`` is damaged."""
+    try:
+        return onnx.numpy_helper.to_array(tensor)
+    except Exception as error:  # (data that do not fit the declared shape, and the like)
+        raise ModelFileError(f"{what} is damaged ({type(error).__name__}: "
+                             f"{str(error)[:200]})") from None
 
 
 def _attributes(onnx, node) -> dict:
@@ -266,59 +306,80 @@ def _layers(chain: list[Link], opset: int) -> list[tuple]:
     k = 0
     while k < len(chain):
         link = chain[k]
-        op, attrs, constants = link.op, link.attrs, link.constants
-        if op in ("Gemm", "MatMul") and (not link.data_first or attrs.get("transA", 0)):
-            raise link.refuse("multiplies the weights by the data from the left; bprop's "
-                              "Dense computes x W")
-        if op == "Gemm":  # alpha x B + beta C, B transposed with transB
-            weight = _matrix(constants[0], link)
-            weight = weight.T if attrs.get("transB", 0) else weight
-            alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
-            bias = None
-            if len(constants) > 1 and constants[1] is not None:
-                bias = _bias(constants[1], weight.shape[1], link) * beta
-            layers.append(_dense(weight * alpha if alpha != 1 else weight, bias))
-        elif op == "MatMul":  # its bias, if any, is the Add after it
-            weight, bias = _matrix(constants[0], link), None
-            if k + 1 < len(chain) and chain[k + 1].op == "Add":
-                k += 1
-                bias = _bias(chain[k].constants[0], weight.shape[1], chain[k])
-            layers.append(_dense(weight, bias))
-        elif op == "BatchNormalization":
-            if attrs.get("training_mode", 0) or any(link.node.output[1:]):
-                raise link.refuse("is in training mode; export the model in inference mode")
-            gamma, beta, mean, var = (np.asarray(c, np.float64).ravel() for c in constants)
-            # ONNX's momentum weighs the old running value, bprop's (PyTorch's) the new one.
-            layer = BatchNorm(len(gamma), momentum=_float32_attr(1 - attrs.get("momentum", 0.9)),
-                              eps=_float32_attr(attrs.get("epsilon", 1e-5)))
-            layers.append((layer, {"weight": gamma, "bias": beta, "running_mean": mean,
-                                   "running_var": var}))
-        elif op in _ACTIVATIONS:
-            layers.append((_ACTIVATIONS[op](), {}))
-        elif op == "LeakyRelu":
-            layers.append((LeakyReLU(_float32_attr(attrs.get("alpha", 0.01))), {}))
-        elif op == "PRelu":
-            slope = np.asarray(constants[0], np.float64).ravel()
-            if slope.size == 0 or not (slope == slope[0]).all():
-                raise link.refuse("has a slope per feature; bprop's LeakyReLU has one for all")
-            layers.append((LeakyReLU(float(slope[0])), {}))
-        elif op == "Softmax":
-            axis = attrs.get("axis", -1 if opset >= 13 else 1)
-            if axis not in (-1, 1):
-                raise link.refuse(f"takes the softmax over axis {axis}; bprop's Softmax "
-                                  "normalises each row (axis 1)")
-            layers.append((Softmax(), {}))
-        elif op == "Dropout":  # (the ratio is an input since opset 12, an attribute before)
-            ratio = constants[0] if constants and constants[0] is not None else np.float32(
-                attrs.get("ratio", 0.5))
-            ratio = np.asarray(ratio)
-            layers.append((Dropout(float(ratio) if ratio.dtype == np.float64
-                                   else _float32_attr(ratio)), {}))
-        else:
-            raise link.refuse(f"is not an operator bprop can import; it reads chains of "
-                              f"{', '.join(IMPORTABLE)}")
-        k += 1
+        op, constants = link.op, link.constants
+        if op in _CONSTANTS and not _CONSTANTS[op][0] <= len(constants) <= _CONSTANTS[op][1]:
+            raise link.refuse(f"has {len(constants)} constant inputs; bprop reads it with "
+                              f"{'-'.join(map(str, sorted(set(_CONSTANTS[op]))))}")
+        if constants and not link.data_first:
+            raise link.refuse("reads the data after its constants; bprop's layers read the "
+                              "data first (x W, not W x)")
+        try:
+            k = _layer(chain, k, opset, layers)
+        except ValueError as error:  # (a setting no bprop layer takes: a ratio of 1, ...)
+            raise link.refuse(f"cannot be a bprop layer: {error}") from None
     return layers
+
+
+#: how many constant inputs each operator may have (besides its data)
+_CONSTANTS = {"Gemm": (1, 2), "MatMul": (1, 1), "Add": (1, 1), "BatchNormalization": (4, 4),
+              "PRelu": (1, 1), "Dropout": (0, 2), "Relu": (0, 0), "Sigmoid": (0, 0),
+              "Tanh": (0, 0), "Identity": (0, 0), "LeakyRelu": (0, 0), "Softmax": (0, 0)}
+
+
+def _layer(chain: list[Link], k: int, opset: int, layers: list) -> int:
+    """Append the layer of ``chain[k]`` (with the Add after a MatMul) to ``layers``; returns
+    the index of the next node."""
+    link = chain[k]
+    op, attrs, constants = link.op, link.attrs, link.constants
+    if op == "Gemm":  # alpha x B' + beta C, B' = B or its transpose
+        if attrs.get("transA", 0):
+            raise link.refuse("transposes the data (transA); bprop's Dense computes x W")
+        weight = _matrix(constants[0], link)
+        weight = weight.T if attrs.get("transB", 0) else weight
+        alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+        bias = None
+        if len(constants) > 1 and constants[1] is not None:
+            bias = _bias(constants[1], weight.shape[1], link) * beta
+        layers.append(_dense(weight * alpha if alpha != 1 else weight, bias))
+    elif op == "MatMul":  # its bias, if any, is the Add after it
+        weight, bias = _matrix(constants[0], link), None
+        if k + 1 < len(chain) and chain[k + 1].op == "Add":
+            k += 1
+            bias = _bias(chain[k].constants[0], weight.shape[1], chain[k])
+        layers.append(_dense(weight, bias))
+    elif op == "BatchNormalization":
+        if attrs.get("training_mode", 0) or any(link.node.output[1:]):
+            raise link.refuse("is in training mode; export the model in inference mode")
+        gamma, beta, mean, var = (np.asarray(c, np.float64).ravel() for c in constants)
+        layer = BatchNorm(len(gamma), momentum=_momentum(attrs.get("momentum", 0.9)),
+                          eps=_float32_attr(attrs.get("epsilon", 1e-5)))
+        layers.append((layer, {"weight": gamma, "bias": beta, "running_mean": mean,
+                               "running_var": var}))
+    elif op in _ACTIVATIONS:
+        layers.append((_ACTIVATIONS[op](), {}))
+    elif op == "LeakyRelu":
+        layers.append((LeakyReLU(_float32_attr(attrs.get("alpha", 0.01))), {}))
+    elif op == "PRelu":
+        slope = np.asarray(constants[0]).ravel()
+        if slope.size == 0 or not (slope == slope[0]).all():
+            raise link.refuse("has a slope per feature; bprop's LeakyReLU has one for all")
+        layers.append((LeakyReLU(_real(slope[0])), {}))
+    elif op == "Softmax":
+        axis = attrs.get("axis", -1 if opset >= 13 else 1)
+        if axis not in (-1, 1):
+            raise link.refuse(f"takes the softmax over axis {axis}; bprop's Softmax "
+                              "normalises each row (axis 1)")
+        layers.append((Softmax(), {}))
+    elif op == "Dropout":  # (the ratio is an input since opset 12, an attribute before)
+        if len(constants) > 1 and constants[1] is not None and np.asarray(constants[1]).any():
+            raise link.refuse("is in training mode; export the model in inference mode")
+        ratio = constants[0] if constants and constants[0] is not None else np.float32(
+            attrs.get("ratio", 0.5))
+        layers.append((Dropout(_real(np.asarray(ratio))), {}))
+    else:
+        raise link.refuse(f"is not an operator bprop can import; it reads chains of "
+                          f"{', '.join(IMPORTABLE)}")
+    return k + 1
 
 
 def _matrix(value, link: Link) -> np.ndarray:
@@ -345,7 +406,19 @@ def _dense(weight: np.ndarray, bias) -> tuple:
     return layer, arrays
 
 
-def _float32_attr(value: float) -> float:
-    """A value ONNX kept as a float32 attribute, as the decimal it was written from: float32
-    holds about 7 significant digits, so 0.9 - 1 comes back as 0.1, not 0.10000002."""
-    return float(f"{float(value):.7g}")
+def _float32_attr(value) -> float:
+    """A value ONNX kept in float32 (every attribute), as the shortest decimal that is that
+    float32: 0.01 comes back as 0.01, not 0.009999999776, and its float32 is the same."""
+    return float(np.format_float_positional(np.float32(value), unique=True))
+
+
+def _real(value: np.ndarray) -> float:
+    """A scalar constant as a Python float: a float64 exactly, a float32 as its shortest
+    decimal (see :func:`_float32_attr`)."""
+    return float(value) if value.dtype == np.float64 else _float32_attr(value)
+
+
+def _momentum(onnx_momentum: float) -> float:
+    """bprop's (PyTorch's) BatchNorm momentum, the weight of the new batch's statistics, from
+    ONNX's, the weight of the running ones: 1 - 0.9 (a float32) comes back as 0.1."""
+    return float(f"{1 - _float32_attr(onnx_momentum):.12g}")

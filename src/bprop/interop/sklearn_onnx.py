@@ -1,12 +1,16 @@
 """bprop's estimators inside scikit-learn pipelines that skl2onnx converts whole.
 
-skl2onnx converts a pipeline step by step; for a model it has no converter of its own it asks
-the model itself, through two methods, ``onnx_shape_calculator()`` and ``onnx_converter()``,
-which :class:`~bprop.MLPClassifier` and :class:`~bprop.MLPRegressor` have. They return the
-two functions below. The estimator carries them rather than registering them with skl2onnx
-when bprop is imported, because importing skl2onnx takes more than a second: this way
-``skl2onnx.to_onnx(pipeline, X[:1])`` works whichever of the two was imported first, and
-importing bprop costs nothing.
+skl2onnx converts a pipeline step by step, each with the converter registered for its class.
+bprop reaches it two ways, because importing skl2onnx takes more than a second and bprop does
+not import it unasked:
+
+- :func:`register` puts bprop's converter in skl2onnx's registry; ``bprop.estimators`` calls it
+  when it is imported after skl2onnx, and ``bprop.estimators.register_with_skl2onnx()`` does
+  otherwise. Registered, the estimators convert anywhere skl2onnx looks converters up (inside
+  ``GridSearchCV`` or ``VotingClassifier`` too), and take the option ``zipmap=False``.
+- Unregistered, skl2onnx asks a model it does not know for its converter itself, through two
+  methods, ``onnx_shape_calculator()`` and ``onnx_converter()``, which the estimators have: a
+  pipeline (or an estimator on its own) converts whichever of the two was imported first.
 
 The estimator's nodes are those :func:`bprop.export_onnx` writes for it: a classifier gives
 ``label`` (its ``classes_``) and ``probabilities`` (a tensor, as ``predict_proba``), a
@@ -18,10 +22,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import require
-from .onnx_export import _ELEMENT_TYPES, Head, emit_chain, network_nodes
+from .common import require
+from .onnx_export import ELEMENT_TYPES, STRING, Head, emit_chain, network_nodes
 
 _INSTALL = "pip install skl2onnx"
+
+
+def register(*estimator_classes) -> None:
+    """Register bprop's converter with skl2onnx for each of ``estimator_classes`` (under the
+    alias ``Bprop`` + the class name). Their probabilities are always a tensor, so the
+    option ``zipmap`` is taken only as False."""
+    skl2onnx = require("skl2onnx", "converting a pipeline", _INSTALL)
+    for cls in estimator_classes:
+        classifier = getattr(cls, "_estimator_type", None) == "classifier"
+        skl2onnx.update_registered_converter(
+            cls, f"Bprop{cls.__name__}", shape_calculator, converter, parser=parser,
+            options={"zipmap": [False]} if classifier else None)
+
+
+def parser(scope, model, inputs, custom_parsers=None) -> list:
+    """Declare a registered bprop estimator's step and its outputs in skl2onnx's graph:
+    ``label`` and ``probabilities`` for a classifier, ``variable`` for a regressor (their
+    types are set by :func:`shape_calculator`)."""
+    types = require("skl2onnx.common.data_types", "converting a pipeline", _INSTALL)
+    operator = scope.declare_local_operator(f"Bprop{type(model).__name__}", model)
+    operator.inputs = inputs
+    names = (("label", "probabilities") if getattr(model, "_estimator_type", None) ==
+             "classifier" else ("variable",))
+    for name in names:
+        operator.outputs.append(scope.declare_local_variable(name, types.FloatTensorType()))
+    return operator.outputs
 
 
 def shape_calculator(operator) -> None:
@@ -35,10 +65,13 @@ def shape_calculator(operator) -> None:
         operator.outputs[0].type = real([rows, head.network.n_outputs])
         return
     width = 2 if head.task == "two-column" else head.network.n_outputs
-    if head.classes is not None and head.classes.dtype.kind == "O":
+    kind = None if head.classes is None else head.classes.dtype.kind
+    if kind == "O":
         label = types.StringTensorType([rows])
-    elif head.classes is not None and head.classes.dtype.kind == "f":
+    elif kind == "f":
         label = types.DoubleTensorType([rows])
+    elif kind == "b":
+        label = types.BooleanTensorType([rows])
     else:
         label = types.Int64TensorType([rows] if head.task != "binary" else [rows, width])
     operator.outputs[0].type = label
@@ -51,7 +84,7 @@ def converter(scope, operator, container) -> None:
     head = Head.of(operator.raw_operator)
     graph = ContainerGraph(scope, container)
     x = operator.inputs[0].full_name
-    element = _ELEMENT_TYPES[head.network.dtype]
+    element = ELEMENT_TYPES[head.network.dtype]
     if operator.inputs[0].type.to_onnx_type().tensor_type.elem_type != element:
         x = graph.node("Cast", [x], to=element)  # (a step before computed in another dtype)
     nodes = network_nodes(head.network)
@@ -75,7 +108,7 @@ class ContainerGraph:
         name = self.scope.get_unique_variable_name(name)
         value = np.asarray(value)
         if value.dtype.kind == "O":  # text: skl2onnx copies only numbers' bytes
-            self.container.add_initializer(name, 8, list(value.shape),  # TensorProto.STRING
+            self.container.add_initializer(name, STRING, list(value.shape),
                                            [str(v) for v in value.ravel()])
         else:
             tensor = numpy_helper.from_array(value, name)
@@ -84,7 +117,8 @@ class ContainerGraph:
 
     def node(self, op: str, inputs: list[str], output: str | None = None,
              name: str | None = None, **attrs) -> str:
-        output = output or self.scope.get_unique_variable_name(op.lower())
+        if output is None:
+            output = self.scope.get_unique_variable_name(f"{name}.out" if name else op.lower())
         self.container.add_node(op, inputs, [output],
                                 name=self.scope.get_unique_operator_name(name or op), **attrs)
         return output

@@ -31,7 +31,7 @@ from .._checks import as_float_dtype
 from ..backend.devices import to_numpy
 from ..nn.layers import BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from ..nn.model import Sequential
-from .errors import ConversionError, require
+from .common import ConversionError, network_of, require
 
 _INSTALL = "pip install torch"
 _SUPPORTED_BPROP = "Dense, BatchNorm, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Identity, Dropout"
@@ -70,7 +70,7 @@ def to_torch(model):
         X = np.ones((2, 4), dtype=np.float32)
         np.allclose(module(torch.from_numpy(X)).detach().numpy(), model.predict_proba(X))
     """
-    model = _network_of(model)
+    model = network_of(model, "to_torch")
     torch = require("torch", "to_torch", _INSTALL)
     dtype = getattr(torch, model.dtype.name)
     modules = []
@@ -81,20 +81,6 @@ def to_torch(model):
                                   f"to_torch supports {_SUPPORTED_BPROP}")
         modules.append(convert(torch, layer, dtype))
     return torch.nn.Sequential(*modules).train(model.training)
-
-
-def _network_of(model) -> Sequential:
-    """``model`` itself, or the network of a fitted estimator."""
-    if isinstance(model, Sequential):
-        return model
-    network = getattr(model, "model_", None)
-    if isinstance(network, Sequential):
-        return network
-    if hasattr(model, "fit") and hasattr(model, "get_params"):
-        raise ValueError(f"this {type(model).__name__} is not fitted yet: call fit before "
-                         "to_torch")
-    raise TypeError(f"to_torch takes a bprop Sequential or a fitted bprop estimator, got "
-                    f"{type(model).__name__}")
 
 
 def _tensor(torch, array, dtype):
@@ -244,7 +230,8 @@ def _from_batch_norm(norm):
 
 
 def _from_softmax(softmax):
-    if softmax.dim not in (1, -1):
+    # (dim=None, PyTorch's default, takes dim 1 of a 2-D input: a row-wise softmax too)
+    if softmax.dim not in (1, -1, None):
         raise ValueError(f"bprop's Softmax is row-wise (dim=1), this one has dim={softmax.dim}")
     return Softmax(), {}
 

@@ -303,6 +303,13 @@ class SoftmaxCrossEntropy(Loss):
         return scalar(loss * scale)
 
 
+def takes_logits(loss: Loss | None) -> bool:
+    """Whether ``loss`` reads the network's output as logits, applying the softmax or the
+    sigmoid itself (so that probabilities need it applied to the output)."""
+    return isinstance(loss, SoftmaxCrossEntropy) or (
+        isinstance(loss, BinaryCrossEntropy) and loss.from_logits)
+
+
 def takes_sample_weight(loss: Loss) -> bool:
     """Whether ``loss`` computes weighted losses: its ``_forward`` has a ``weight`` argument
     (bprop's losses do; one written before weights, or overriding ``forward`` alone, does

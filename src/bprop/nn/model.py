@@ -9,6 +9,7 @@ the optimizer's guarded update, undone if anything became NaN or infinite.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ from .losses import (
     check_distributions,
     class_labels,
     get_loss,
+    takes_logits,
     takes_sample_weight,
 )
 from .metrics import METRICS
@@ -326,7 +328,8 @@ class Sequential:
         :func:`bprop.save`."""
         save(self, path, optimizer=optimizer)
 
-    def to_onnx(self, path=None, opset: int | None = None, **options):
+    def to_onnx(self, path: str | os.PathLike | None = None, opset: int | None = None,
+                **options):
         """Write the model as an ONNX model to ``path`` and return it; see
         :func:`bprop.export_onnx`, which takes the same ``options``."""
         # The converter sits outside the core, and imports this module: it is looked up when
@@ -596,9 +599,7 @@ class Sequential:
         task = self._task(loss)
         if task == "regression":
             raise ValueError("predict_proba is for classifiers; this model does regression")
-        logits = isinstance(loss, SoftmaxCrossEntropy) or (
-            isinstance(loss, BinaryCrossEntropy) and loss.from_logits)
-        if not logits:
+        if not takes_logits(loss):
             return out
         xp = array_module(out)
         with np.errstate(over="ignore"):
