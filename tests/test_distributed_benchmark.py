@@ -38,20 +38,20 @@ def test_the_quick_run_measures_one_and_two_processes():
             if re.match(r"\| 784-", line)]
     found = {}
     for cells in rows:  # model, batch, K, threads, steps/s, ms, speed-up, MB, all-reduce ms
-        found[(cells[0].strip(), int(cells[2]))] = (float(cells[4]), float(cells[7]),
-                                                    float(cells[8]), float(cells[6]))
+        found.setdefault((cells[0].strip(), int(cells[2])), []).append(
+            (float(cells[4]), float(cells[7]), float(cells[8]), float(cells[6])))
     expected_models = {"784-256-128-10": (784, 256, 128, 10),
                        "784-1024-1024-10": (784, 1024, 1024, 10)}
     assert set(found) == {(name, k) for name in expected_models for k in (1, 2)}
-    for (name, k), (steps_per_s, mb, allreduce_ms, speedup) in found.items():
-        assert steps_per_s > 0
-        # float32 gradients: 4 bytes per parameter (the table shows MB to 2 decimals)
-        assert mb == pytest.approx(parameters_of(expected_models[name]) * 4 / 1e6, abs=0.006)
-        assert allreduce_ms >= 0
-        if k == 1:
-            assert allreduce_ms == 0.0 and speedup == 1.0
-        else:
-            assert allreduce_ms > 0
+    for (name, k), measured in found.items():
+        for steps_per_s, mb, allreduce_ms, _ in measured:
+            assert steps_per_s > 0
+            # float32 gradients: 4 bytes per parameter (the table shows MB to 2 decimals)
+            assert mb == pytest.approx(parameters_of(expected_models[name]) * 4 / 1e6,
+                                       abs=0.006)
+            assert (allreduce_ms == 0.0) if k == 1 else (allreduce_ms > 0)
+        if k == 1:  # (K=1 with 1 thread and with every core: the faster is the peer)
+            assert max(speedup for *_, speedup in measured) == 1.0
 
 
 COSTS = {"per_row_s": 2e-5, "overhead_s": 1.5e-3, "nbytes": 4 * 235_146,
