@@ -25,7 +25,8 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
 
 
 #: packages a README block may import that the test command does not always install
-OPTIONAL = {"torch", "onnx", "onnxruntime", "skl2onnx", "sklearn", "matplotlib"}
+OPTIONAL = {"torch", "onnx", "onnxruntime", "skl2onnx", "sklearn", "matplotlib", "dask",
+            "mpi4py"}
 
 
 def claimed_outputs(block):
@@ -38,7 +39,7 @@ def test_readme_python_block_runs_and_prints_what_it_claims(index, capsys, tmp_p
                                                            monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks may write files (a saved model)
     block = blocks("python")[index]
-    for package in re.findall(r"^import (\w+)", block, flags=re.M):
+    for package in re.findall(r"^(?:from|import) (\w+)", block, flags=re.M):
         if package in OPTIONAL and importlib.util.find_spec(package) is None:
             pytest.skip(f"this README block needs {package}, which is not installed")
     if "load_mnist" in block:

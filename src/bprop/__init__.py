@@ -10,6 +10,7 @@
 """
 
 from . import data as datasets
+from . import distributed
 from ._version import __version__ as __version__
 from .backend.devices import Device, DeviceUnavailableError, get_device
 from .data.preprocessing import MinMaxScaler, StandardScaler, minibatches, one_hot, train_test_split
@@ -124,6 +125,7 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "datasets",
+    "distributed",
     "export_onnx",
     "get_device",
     "get_loss",

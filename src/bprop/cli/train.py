@@ -29,6 +29,7 @@ import numpy as np
 from .. import io
 from .._files import write_text
 from ..backend.devices import get_device, to_numpy
+from ..distributed import MPIWorld
 from ..nn.builder import mlp
 from ..nn.layers import ACTIVATIONS, INITS, Dense
 from ..nn.model import Sequential
@@ -108,6 +109,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "NVIDIA GPU through CuPy) or auto (the GPU if there is one)")
     add("--out", help="run folder")
     add("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--distributed", action="store_true",
+        help="train in every process that mpirun started (mpirun -n K bprop train "
+        "--distributed ...): each computes the gradient of its part of every batch, and they "
+        "train the model one process would; process 0 prints and writes the run folder "
+        '(needs pip install "bprop[mpi]")')
 
 
 def settings_from(args: argparse.Namespace) -> dict:
@@ -210,7 +217,10 @@ class Interrupts:
 
 def run_train(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    world = distributed_world(args, settings)  # (its device check before check_settings')
     check_settings(settings)
+    if world is not None and world.rank != 0:  # (process 0 prints and writes)
+        args.quiet = True
     data = datasets.load(settings["dataset"], target=settings["target"],
                          data_dir=settings["data_dir"], test_fraction=settings["test_fraction"],
                          scale=settings["scale"], task=settings["task"], seed=settings["seed"])
@@ -233,7 +243,8 @@ def run_train(args: argparse.Namespace) -> int:
     schedule = build_schedule(settings, optimizer)
     regularizer = build_regularizer(settings)
     out = Path(settings["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    if world is None or world.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     if not args.quiet:
         print(model.summary())
         print(f"training on {len(X_train)} samples of {settings['dataset']} "
@@ -248,7 +259,8 @@ def run_train(args: argparse.Namespace) -> int:
             history = model.fit(X_train, y_train, loss=loss, optimizer=optimizer,
                                 epochs=settings["epochs"], batch_size=settings["batch_size"],
                                 validation_data=validation, metrics=None,
-                                regularizer=regularizer, schedule=schedule, callbacks=callbacks)
+                                regularizer=regularizer, schedule=schedule, callbacks=callbacks,
+                                world=world)
             interrupts.saving = True
         except KeyboardInterrupt:
             interrupts.saving = interrupted = True
@@ -259,6 +271,8 @@ def run_train(args: argparse.Namespace) -> int:
                 print("\ninterrupted before the first epoch ended: saving the model as it is",
                       file=sys.stderr, flush=True)
         history = history.history if history is not None else best.history
+        if world is not None and world.rank != 0:
+            return 0  # (every process ended with process 0's model, which process 0 saves)
         test = save_run(model, data, settings, history, out, interrupted, best.best_epoch)
     if interrupts.pending:
         print("bprop train: interrupted: the model and its run files are saved; no pictures",
@@ -274,6 +288,16 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"{scores}\nsaved {out / 'model.npz'} and the run's metrics, config and "
           f"{len(pictures)} picture(s) in {out}/")
     return 130 if interrupted else 0
+
+
+def distributed_world(args: argparse.Namespace, settings: dict):
+    """The processes that mpirun started, for --distributed (None without it)."""
+    if not getattr(args, "distributed", False):
+        return None
+    if settings["device"] not in (None, "cpu"):
+        raise UsageError("--distributed trains on the CPU of every process; leave out "
+                         f"--device {settings['device']}")
+    return MPIWorld()
 
 
 def save_run(model: Sequential, data: datasets.Data, settings: dict, history: dict, out: Path,

@@ -36,6 +36,11 @@ class BatchNorm(Layer):
     :math:`\gamma` (``"weight"``, starts at 1) and :math:`\beta` (``"bias"``, starts at 0)
     are exempt from weight penalties.
 
+    When several processes train the model together (:mod:`bprop.distributed`), each holding
+    some rows of every batch, the means above are the whole batch's (synchronised batch
+    normalisation): ``shard`` then says which rows this process holds and sums over all of
+    them, so the layer computes what one process holding the batch would.
+
     >>> layer = BatchNorm(2)
     >>> out = layer.forward(np.array([[1.0, 10.0], [3.0, 30.0]]), training=True)
     >>> out.round(4)
@@ -60,18 +65,28 @@ class BatchNorm(Layer):
         self._inv_std: np.ndarray | None = None
         self._training = False
 
+    #: this process's part of the batch while several processes train together (see
+    #: bprop.distributed), or None: the batch is all here
+    shard = None
+
+    def _means(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Each array's mean over the batch's rows (all processes' rows, with a shard)."""
+        if self.shard is None:
+            return [array.mean(axis=0) for array in arrays]
+        return self.shard.means(*arrays)
+
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         gamma, beta = self.params["weight"].value, self.params["bias"].value
         if training:
-            m = x.shape[0]
+            m = x.shape[0] if self.shard is None else self.shard.rows
             if m < 2:  # (checked here, where every training pass comes, a model's included)
                 raise ValueError(
                     f"{self!r} needs at least 2 samples per batch while training (got 1): the "
                     "variance of one sample is undefined; use a larger batch_size"
                 )
-            mean = x.mean(axis=0)
+            (mean,) = self._means(x)
             centered = x - mean
-            var = (centered * centered).mean(axis=0)
+            (var,) = self._means(centered * centered)
             k = self.momentum
             self.buffers["running_mean"] *= 1 - k
             self.buffers["running_mean"] += k * mean
@@ -92,7 +107,8 @@ class BatchNorm(Layer):
         d = grad_out * self.params["weight"].value
         if not self._training:  # running statistics are constants
             return d * self._inv_std
-        return self._inv_std * (d - d.mean(axis=0) - x_hat * (d * x_hat).mean(axis=0))
+        d_mean, d_x_hat_mean = self._means(d, d * x_hat)
+        return self._inv_std * (d - d_mean - x_hat * d_x_hat_mean)
 
     def get_config(self) -> dict:
         return {"n_features": self.n_inputs, "momentum": self.momentum, "eps": self.eps}

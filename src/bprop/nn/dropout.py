@@ -17,7 +17,10 @@ class Dropout(Layer):
 
     The backward pass multiplies by the *same* mask the forward pass drew. At inference
     (``training=False``) the layer is the identity. The mask is drawn from the generator the
-    layer was built with: the model's seeded one inside a :class:`~bprop.Sequential`.
+    layer was built with: the model's seeded one inside a :class:`~bprop.Sequential`. When
+    several processes train the model together (:mod:`bprop.distributed`), each draws the
+    whole batch's mask from the same generator and keeps its own rows' part (``shard``), so
+    every row gets the mask it would get in one process.
 
     >>> layer = Dropout(0.5).build(0)
     >>> out = layer.forward(np.ones((2, 4)), training=True)
@@ -36,6 +39,10 @@ class Dropout(Layer):
         self.p = float(p)
         self._mask: np.ndarray | None = None
 
+    #: this process's part of the batch while several processes train together (see
+    #: bprop.distributed), or None: the batch is all here
+    shard = None
+
     def build(self, rng: np.random.Generator | int | None = None, dtype="float64") -> Dropout:
         self.rng = np.random.default_rng(rng)
         return super().build(rng, dtype)
@@ -51,7 +58,12 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        if self.shard is None:
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        else:  # (the whole batch's draws, then this process's rows of them)
+            shard = self.shard
+            keep = self.rng.random((shard.rows, *x.shape[1:]), dtype=x.dtype) >= self.p
+            keep = keep[shard.start:shard.stop]
         self._mask = keep.astype(x.dtype)
         self._mask *= 1 / (1 - self.p)
         return x * self._mask

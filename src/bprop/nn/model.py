@@ -45,6 +45,7 @@ from .metrics import METRICS
 from .model_file import save
 from .parameter import Parameter, move, pack
 from .step import TrainingStep
+from .world import SingleProcess, World
 
 #: inference runs over slices of rows whose widest activation takes about this many bytes
 _INFERENCE_SLICE_BYTES = 2**20
@@ -386,6 +387,7 @@ class Sequential:
         callbacks: Sequence = (),
         verbose: int = 0,
         sample_weight=None,
+        world: World | None = None,
     ) -> History:
         """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
 
@@ -419,6 +421,12 @@ class Sequential:
             each batch's loss is the weighted mean of its samples' losses (for a mean loss;
             the weighted sum for a summed one), so an integer weight k counts a sample k
             times and a weight 0 leaves it out. The training metrics are weighted too.
+        world : the processes training together, e.g. ``bprop.distributed.MPIWorld()`` under
+            ``mpirun -n K``; by default this process alone. Every process calls ``fit`` with
+            the same data; each computes the gradient of its part of every batch, and they
+            combine them into the whole batch's, so K processes train the model one would.
+            Process 0's model is the start, callbacks run and ``verbose`` prints in process 0
+            only, all stop together, and every process ends with process 0's model.
 
         Raises
         ------
@@ -430,8 +438,9 @@ class Sequential:
         optimizer = SGD(lr=0.01) if optimizer is None else optimizer
         # (the step checks the optimizer, the loss against the last layer, the regularizer
         # and the clipping bounds)
-        step = TrainingStep(self, loss, optimizer, regularizer=regularizer,
-                            clip_value=clip_value, clip_norm=clip_norm)
+        world = SingleProcess() if world is None else world
+        step = world.training_step(self, loss, optimizer, regularizer=regularizer,
+                                   clip_value=clip_value, clip_norm=clip_norm)
         if schedule is not None and getattr(schedule, "optimizer", None) is not optimizer:
             raise ValueError("the schedule was built on a different optimizer than the one "
                              "given to fit; build it on the same one")
@@ -455,36 +464,43 @@ class Sequential:
         self.stop_training = False
         history = History()
         self._check_monitors([schedule, *callbacks], metrics, validation_data is not None)
-        for callback in callbacks:
-            if _is_callback_object(callback):
-                callback.model = self
-                callback.on_train_begin(self)
+        if world.rank != 0:  # (callbacks save, print and decide in process 0 alone)
+            callbacks, verbose = [], 0
         was_training = self.training
         try:
-            for epoch in range(epochs):
-                scores = self._train_epoch(X_placed, y_placed, y, step, batch_size, shuffle,
-                                           metrics, epoch, history, weights)
-                if validation_data is not None:
-                    val = self._evaluate(X_val, y_val, loss, metrics)
-                    scores.update({f"val_{k}": v for k, v in val.items()})
-                scores["lr"] = optimizer.lr
-                history.append(scores)
-                if verbose:
-                    text = "  ".join(f"{k}={v:.4g}" for k, v in scores.items())
-                    print(f"epoch {epoch + 1}/{epochs}  {text}", flush=True)
-                if schedule is not None:
-                    schedule.step(self._monitored(schedule, history))
+            with world.together():
+                world.start(self)
                 for callback in callbacks:
-                    hook = callback.on_epoch_end if _is_callback_object(callback) else callback
-                    if hook(epoch, history):
-                        self.stop_training = True
-                if self.stop_training:
-                    break
+                    if _is_callback_object(callback):
+                        callback.model = self
+                        callback.on_train_begin(self)
+                for epoch in range(epochs):
+                    scores = self._train_epoch(X_placed, y_placed, y, step, batch_size,
+                                               shuffle, metrics, epoch, history, weights)
+                    if validation_data is not None:
+                        val = self._evaluate(X_val, y_val, loss, metrics)
+                        scores.update({f"val_{k}": v for k, v in val.items()})
+                    scores["lr"] = optimizer.lr
+                    history.append(scores)
+                    if verbose:
+                        text = "  ".join(f"{k}={v:.4g}" for k, v in scores.items())
+                        print(f"epoch {epoch + 1}/{epochs}  {text}", flush=True)
+                    if schedule is not None:
+                        schedule.step(self._monitored(schedule, history))
+                    for callback in callbacks:
+                        hook = (callback.on_epoch_end if _is_callback_object(callback)
+                                else callback)
+                        if hook(epoch, history):
+                            self.stop_training = True
+                    self.stop_training = world.agree(self.stop_training)
+                    if self.stop_training:
+                        break
+                for callback in callbacks:
+                    if _is_callback_object(callback):
+                        callback.on_train_end(self)
+                world.finish(self)
         finally:
             self.training = was_training
-        for callback in callbacks:
-            if _is_callback_object(callback):
-                callback.on_train_end(self)
         return history
 
     def _check_monitors(self, watchers: list, metrics: list[str], validating: bool) -> None:

@@ -260,26 +260,25 @@ class TrainingStep:
 
     def _step(self, X_batch: np.ndarray, y_batch: np.ndarray, weight=None) -> StepResult:
         model, parameters = self.model, self.parameters
-        regularizer = self._penalty(len(X_batch) if weight is None else float(weight.sum()))
+        regularizer = self._penalty(self._batch_size(X_batch, weight))
         # Running statistics change in the forward pass: keep them to undo a bad batch.
         saved_buffers = [b.copy() for b in self._buffers]
         # Non-finite values are detected here and reported in one clear error, not warned about.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = model._forward(X_batch, training=True)
-            value = (self.loss._forward(out, y_batch) if weight is None  # (checked data)
-                     else self.loss._forward(out, y_batch, weight))
+            value, grad_out = self._data_loss(out, y_batch, weight)
             penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
-            if not np.isfinite(value + penalty):
-                self._abandon(saved_buffers, f"{_FAILURES[1]} ({value + penalty})")
+            self._check_loss(value, penalty, saved_buffers)
             if not all(all_finite(buffer) for buffer in self._buffers):
                 self._abandon(saved_buffers, _FAILURES[2])
             model.zero_grad()
-            model._backward(self.loss.backward(), need_input_grad=False)
+            model._backward(grad_out, need_input_grad=False)
             if not parameters:
                 return StepResult(out, value, penalty)
+            values, grads = self._flat()  # (views: clipping below rescales grads in place)
+            self._combine(grads, saved_buffers)
             if regularizer is not None:
                 regularizer.backward(parameters)
-            values, grads = self._flat()  # (views: clipping below rescales grads in place)
             if self._check_gradients and not all_finite(grads):
                 self._abandon(saved_buffers, _FAILURES[3])
             if self.clip_value is not None:
@@ -291,6 +290,27 @@ class TrainingStep:
                 self._abandon(saved_buffers, _FAILURES[4] if all_finite(grads)  # (as read)
                               else _FAILURES[3])
         return StepResult(out, value, penalty)
+
+    # The four places where a step of several processes (bprop.distributed) differs from
+    # this one, which holds the whole batch.
+    def _batch_size(self, X_batch: np.ndarray, weight) -> float:
+        """The batch's number of samples, or the sum of its sample weights: what a penalty
+        scaled by batch is divided by."""
+        return len(X_batch) if weight is None else float(weight.sum())
+
+    def _data_loss(self, out: np.ndarray, y_batch: np.ndarray, weight) -> tuple:
+        """The batch's loss and its gradient with respect to the network's output."""
+        value = (self.loss._forward(out, y_batch) if weight is None  # (checked data)
+                 else self.loss._forward(out, y_batch, weight))
+        return value, self.loss.backward()
+
+    def _check_loss(self, value: float, penalty: float, saved_buffers: list) -> None:
+        if not np.isfinite(value + penalty):
+            self._abandon(saved_buffers, f"{_FAILURES[1]} ({value + penalty})")
+
+    def _combine(self, grads: np.ndarray, saved_buffers: list) -> None:
+        """Make ``grads`` (the batch's data gradients, penalty not yet added) the whole
+        batch's: they are already."""
 
     # -- the same step on a device, where nothing is read back until the epoch ends ------------
     def _place(self, X: np.ndarray, y: np.ndarray, always: bool = False):
