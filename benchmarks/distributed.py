@@ -282,12 +282,14 @@ def model_tables(fits: dict, bandwidth_gbit: float, latency_us: float,
             one = 1e3 * predicted_step_seconds(batch, 1, **costs)
             cells = " | ".join(f"{predicted_speedup(batch, k, **costs):.2f}" for k in ks)
             lines.append(f"| {name} | {batch} | {one:.1f} | {cells} |")
-    lines += ["", f"| model | MB per all-reduce | smallest batch where K machines win: "
-              f"{head} |", "|---|---|" + "---|" * len(ks)]
+    several = [k for k in ks if k > 1]
+    lines += ["", "The smallest global batch at which K machines take less time per step "
+              "than one", "", "| model | MB per all-reduce | "
+              + " | ".join(f"K={k}" for k in several) + " |", "|---|---|" + "---|" * len(several)]
     for name, fit in fits.items():
         cells = " | ".join(str(break_even_batch(
             k, per_row_s=fit["per_row_s"], nbytes=fit["grad_bytes"],
-            bandwidth_bytes=bandwidth, latency_s=latency)) for k in ks)
+            bandwidth_bytes=bandwidth, latency_s=latency)) for k in several)
         lines.append(f"| {name} | {fit['grad_bytes'] / 1e6:.2f} | {cells} |")
     return "\n".join(lines)
 
