@@ -22,7 +22,8 @@ flat gradient buffer's ``nbytes``: parameters × 4) and the all-reduce's own tim
 PATH) for K=1 and K=2 and two networks, MNIST's 784-256-128-10 and a wide 784-4096-4096-10,
 and prints a Markdown table. Threads: K=1 runs twice, with ``OPENBLAS_NUM_THREADS=1`` and
 with one thread per core, and the faster of the two is the peer the speed-ups are measured
-against (on this project's 2-core EPYC one thread is the faster for the wide network); each
+against (two threads were the faster on the idle 2-core EPYC, one while another program
+busy-waited on one of its cores: the peer is whichever this run finds faster); each
 of the K=2 processes gets ``cores // 2`` threads. So the table compares ways of using the same
 machine, never with more threads than cores (oversubscribed, the ranks would slow each other
 down and the table would measure the contention). For K=1 it also times a small batch, so that
@@ -229,8 +230,8 @@ def run(args) -> int:
     cores = os.cpu_count() or 1
     for sizes, batch, steps, repeats in plans:
         # One process with 1 thread and with every core (more threads are not always faster:
-        # on the 2-core EPYC one thread runs the wide products faster than two); K=2 with
-        # cores // 2 threads each, never more threads than cores.
+        # with another program on one core, one thread ran the wide products faster); K=2
+        # with cores // 2 threads each, never more threads than cores.
         singles = [launch(mpiexec, 1, threads, sizes, batch, steps, repeats, SMALL_BATCH)
                    for threads in sorted({1, cores})]
         pair = launch(mpiexec, 2, max(1, cores // 2), sizes, batch, steps, repeats, None)
