@@ -30,8 +30,13 @@ import numpy as np
 import bprop as bp
 from bprop.tools import compare as comparison
 
+# This folder's other script, imported without leaving the folder on sys.path, where its
+# distributed.py would hide dask's distributed package from whoever imports this module.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from profile_step import matmul_seconds  # noqa: E402  (this folder's other script)
+try:
+    from profile_step import matmul_seconds  # noqa: E402
+finally:
+    del sys.path[0]
 
 TARGETS = {  # bprop's seconds per epoch as a fraction of each peer's, at most
     128: {"torch": 0.70, "jax": 1.0, "sklearn": 0.6},

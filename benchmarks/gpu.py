@@ -65,8 +65,13 @@ from bprop.backend.devices import DeviceUnavailableError, get_device, stand_in_f
 from bprop.data import load_mnist
 from bprop.tools import compare as comparison
 
+# This folder's other script, imported without leaving the folder on sys.path, where its
+# distributed.py would hide dask's distributed package from whoever imports this module.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import flops_per_epoch  # noqa: E402  (this folder's CPU benchmark)
+try:
+    from benchmark import flops_per_epoch  # noqa: E402
+finally:
+    del sys.path[0]
 
 WORKLOADS = {  # name: (hidden sizes, batch size)
     "mnist-128": ((256, 128), 128),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -75,6 +76,7 @@ def test_callbacks_run_once_and_every_process_stops_together():
     for message in seen["different_data"]:
         assert "processes [1] were given other data than process 0" in message
     assert seen["diverged"] == ["the training loss became NaN or infinite in epoch 1"] * 2
+    assert seen["rates"] == [0.05, 0.05]  # (process 0's callback halved it three times)
 
 
 def test_one_failing_process_ends_every_process_with_its_error():
@@ -106,6 +108,38 @@ def test_mpirun_bprop_train_distributed_writes_one_run_like_one_process(tmp_path
         np.testing.assert_allclose(a[name], value, rtol=0, atol=1e-5 * np.abs(value).max(),
                                    err_msg=name)
     assert (tmp_path / "together" / "metrics.json").is_file()
+
+
+def test_ctrl_c_stops_every_process_at_the_epoch_end_and_saves_the_best_model(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    # (a runner started in the background ignores SIGINT, and so would the child: give it the
+    # default handling, which a Ctrl-C in a terminal meets)
+    with subprocess.Popen(
+            [mpiexec(), "-n", "2", sys.executable, "-m", "bprop", "train", "--distributed",
+             "--dataset", "moons", "--layers", "2,32,2", "--epochs", "1000000", "--out",
+             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as process:
+        try:
+            for line in process.stdout:  # wait until training is under way
+                if line.startswith("epoch 20/"):
+                    break
+            process.send_signal(signal.SIGINT)
+            output, errors = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 130, errors
+    assert "stopping every process at the end of this epoch" in errors
+    assert "saving the best model so far" in errors
+    assert errors.count("saving the best model so far") == 1  # (process 0 alone saves)
+    assert bp.load(out / "model.npz").n_inputs == 2
+
+
+def test_a_model_without_parameters_is_refused():
+    from bprop.distributed import DistributedStep
+
+    with pytest.raises(ValueError, match="no parameters"):
+        DistributedStep(bp.Sequential([bp.Tanh()]), "mse", bp.SGD(), world=None)
 
 
 def test_distributed_training_refuses_a_gpu_device_on_the_command_line(capsys):

@@ -47,12 +47,23 @@ def main() -> None:
         diverged = str(error).split(";")[0]
     divergeds = world.allgather(diverged)
 
+    # a callback in process 0 that halves the learning rate: every process must follow it
+    optimizer = bp.SGD(lr=0.4)
+    halving = bp.Sequential([bp.Dense(3, 2)], seed=0, dtype="float64")
+
+    def halve(epoch, history):
+        optimizer.lr /= 2
+
+    halving.fit(X, y, loss="cross_entropy", optimizer=optimizer, epochs=3, world=world,
+                callbacks=[halve])
+    rates = world.allgather(optimizer.lr)
+
     calls_everywhere = world.allgather(len(calls))
     if world.rank == 0:
         print(json.dumps({"epochs": epochs, "callback_calls": calls_everywhere,
                           "same_model": all(d == digests[0] for d in digests),
                           "best_restored": restored, "different_data": differents,
-                          "diverged": divergeds}), flush=True)
+                          "diverged": divergeds, "rates": rates}), flush=True)
 
 
 if __name__ == "__main__":

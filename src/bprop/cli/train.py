@@ -264,6 +264,8 @@ def run_train(args: argparse.Namespace) -> int:
             interrupts.saving = True
         except KeyboardInterrupt:
             interrupts.saving = interrupted = True
+            if world is not None and world.rank != 0:
+                return 130  # (process 0 saves the best model so far, and says so)
             if best.restore(model):
                 print(f"\ninterrupted: saving the best model so far (epoch "
                       f"{best.best_epoch + 1})", file=sys.stderr, flush=True)
@@ -290,7 +292,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def distributed_world(args: argparse.Namespace, settings: dict):
+def distributed_world(args: argparse.Namespace, settings: dict) -> MPIWorld | None:
     """The processes that mpirun started, for --distributed (None without it)."""
     if not getattr(args, "distributed", False):
         return None

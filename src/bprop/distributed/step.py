@@ -74,19 +74,23 @@ class DistributedStep(TrainingStep):
 
     ``step(X_batch, y_batch)`` takes the whole batch in every process and trains on this
     process's part; its result holds the batch's loss (one extra all-reduce) and this part's
-    output. :meth:`epoch` (which ``fit`` runs) reduces the loss once per epoch.
+    output. :meth:`epoch` (which ``fit`` runs) reduces the loss once per epoch. The model must
+    be the same in every process to begin with: ``world.start(model)`` makes it process 0's
+    (``fit`` does).
     """
 
     def __init__(self, model, loss, optimizer, world, **settings) -> None:
         if not model.device.is_cpu:
             raise ValueError("training across processes runs on the CPU; move the model "
                              "there first (model.to('cpu'))")
+        if not model.parameters():
+            raise ValueError("this model has no parameters: processes training it together "
+                             "would have no gradients to add up")
         super().__init__(model, loss, optimizer, **settings)
         self.world = world
         self._shared_layers = [layer for layer in model.layers
                                if isinstance(layer, (BatchNorm, Dropout))]
         self._shard: Shard | None = None
-        self._loss_failed = False
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -104,7 +108,7 @@ class DistributedStep(TrainingStep):
 
     def _epoch(self, X, y, batch_size: int, shuffle: bool, keep_outputs: bool = False,
                weights=None) -> EpochResult:
-        self._check_same_data(X, y)
+        self._check_same_data(X, y, batch_size, shuffle, weights)
         mean = self.loss.reduction == "mean"
         data_total, penalty_total, outputs = 0.0, 0.0, []
         for rows in self.batches(len(X), batch_size, shuffle):
@@ -154,31 +158,37 @@ class DistributedStep(TrainingStep):
         share = here / (shard.rows if weight is None else shard.weight_total)
         return value * share, grad * share
 
-    def _check_loss(self, value: float, penalty: float, saved_buffers: list) -> None:
-        # The penalty is alike everywhere and can stop the step here; this part's loss is
-        # one process's, so its failure goes out with the gradients (see _combine).
+    def _check_loss(self, value: float, penalty: float, saved_buffers: list) -> bool:
+        """The penalty, alike in every process, stops the step here when it is not finite;
+        this part's loss is one process's, and goes out with the gradients (see
+        :meth:`_combine`)."""
         super()._check_loss(0.0, penalty, saved_buffers)
-        self._loss_failed = not np.isfinite(value)
+        return bool(np.isfinite(value))
 
-    def _combine(self, grads: np.ndarray, saved_buffers: list) -> None:
-        if self._loss_failed:
+    def _combine(self, grads: np.ndarray, loss_finite: bool, saved_buffers: list) -> None:
+        """Add every process's gradients up (one in-place all-reduce). A process whose part
+        of the loss is not finite sends NaN everywhere, which fails the step in every
+        process."""
+        if not loss_finite:
             grads.fill(np.nan)
         self.world.sum_(grads)
-        # (a loss that failed anywhere left NaN in every element; a gradient that failed,
-        # in some: the first element tells them apart from the common case at once)
+        # (a loss that failed anywhere left NaN in every element, a gradient that failed in
+        # some: the first element tells the common case apart at once)
         if grads.size and np.isnan(grads[0]) and np.isnan(grads).all():
             self._abandon(saved_buffers, _FAILURES[1])
 
-    def _check_same_data(self, X, y) -> None:
-        """Refuse, in every process alike, data that differ between processes: their batches
-        would not be parts of one batch."""
+    def _check_same_data(self, X, y, batch_size: int, shuffle: bool, weights) -> None:
+        """Refuse, in every process alike, data (or batch settings) that differ between
+        processes: their batches would not be parts of one batch."""
         step = max(1, len(X) // 1000)
         mine = (X.shape, y.shape, float(X[::step].sum()), float(np.asarray(y[::step],
-                                                                           float).sum()))
+                                                                           float).sum()),
+                batch_size, shuffle, None if weights is None else float(weights.host.sum()))
         every = self.world.allgather(mine)
         if any(other != every[0] for other in every):
             different = [rank for rank, other in enumerate(every) if other != every[0]]
             raise DifferentDataError(f"processes {different} were given other data than "
                                      f"process 0 "
                                      f"(shapes {[e[:2] for e in every]}); every process "
-                                     "must call fit with the same X and y")
+                                     "must call fit with the same X, y, sample weights and "
+                                     "batch size")

@@ -12,7 +12,9 @@ layer), one of the loss per epoch.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -39,6 +41,7 @@ class MPIWorld:
         self.comm = mpi.COMM_WORLD if comm is None else comm
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
+        self._interrupt_asked = self._stopping_together = False
 
     def __repr__(self) -> str:
         return f"MPIWorld(rank={self.rank}, size={self.size})"
@@ -62,21 +65,57 @@ class MPIWorld:
     def agree(self, value):
         return self.comm.bcast(value, root=0)
 
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C reached any process during the epoch (mpirun passes it to all)."""
+        asked = bool(self.comm.allreduce(self._interrupt_asked, op=self._mpi.LOR))
+        self._stopping_together = asked
+        return asked
+
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
         """An error in one process prints its message and ends every process (MPI's abort):
-        the others would wait for it in the next collective for ever. A diverged training
-        stops every process at the same step, and is raised as it is."""
+        the others would wait for it in the next collective for ever. A diverged training,
+        and a Ctrl-C, stop every process at the same point, and are raised as they are: the
+        first Ctrl-C stops them all at the end of the epoch, a second one ends them at once."""
+        self._interrupt_asked = self._stopping_together = False
+        previous = self._catch_interrupts()
         try:
             yield
         except RAISED_EVERYWHERE:
             raise
-        except BaseException as error:
-            if self.size > 1:
-                print(f"bprop: process {self.rank} of {self.size} failed, which ends them all: "
-                      f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
-                self.comm.Abort(1)
+        except KeyboardInterrupt:
+            if not self._stopping_together:
+                self._abort("KeyboardInterrupt", "interrupted again")
             raise
+        except BaseException as error:
+            self._abort(type(error).__name__, error)
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _catch_interrupts(self):
+        """Note a first Ctrl-C instead of raising it, so that every process stops at the same
+        point (see :meth:`interrupted`); the handler it replaced, or None where none can be set
+        (outside the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def note(signum, frame) -> None:
+            if self._interrupt_asked:
+                raise KeyboardInterrupt
+            self._interrupt_asked = True
+            if self.rank == 0:
+                print("\nbprop: stopping every process at the end of this epoch (Ctrl-C again "
+                      "ends them at once)", file=sys.stderr, flush=True)
+
+        return signal.signal(signal.SIGINT, note)
+
+    def _abort(self, kind: str, error) -> None:
+        if self.size > 1:
+            print(f"bprop: process {self.rank} of {self.size} failed, which ends them all: "
+                  f"{kind}: {error}", file=sys.stderr, flush=True)
+            self.comm.Abort(1)
 
     # -- the collectives the step uses ---------------------------------------------------------
     def part(self, rows: int) -> tuple[int, int]:

@@ -426,7 +426,8 @@ class Sequential:
             the same data; each computes the gradient of its part of every batch, and they
             combine them into the whole batch's, so K processes train the model one would.
             Process 0's model is the start, callbacks run and ``verbose`` prints in process 0
-            only, all stop together, and every process ends with process 0's model.
+            only (the learning rate they set, and their decision to stop, reach every
+            process), all stop together, and every process ends with process 0's model.
 
         Raises
         ------
@@ -469,11 +470,11 @@ class Sequential:
         was_training = self.training
         try:
             with world.together():
-                world.start(self)
                 for callback in callbacks:
                     if _is_callback_object(callback):
                         callback.model = self
                         callback.on_train_begin(self)
+                world.start(self)  # (after on_train_begin: a callback may load weights)
                 for epoch in range(epochs):
                     scores = self._train_epoch(X_placed, y_placed, y, step, batch_size,
                                                shuffle, metrics, epoch, history, weights)
@@ -492,7 +493,11 @@ class Sequential:
                                 else callback)
                         if hook(epoch, history):
                             self.stop_training = True
-                    self.stop_training = world.agree(self.stop_training)
+                    # (what process 0's callbacks decided and set, for every process)
+                    self.stop_training, optimizer.lr = world.agree((self.stop_training,
+                                                                    optimizer.lr))
+                    if world.interrupted():
+                        raise KeyboardInterrupt
                     if self.stop_training:
                         break
                 for callback in callbacks:

@@ -268,7 +268,7 @@ class TrainingStep:
             out = model._forward(X_batch, training=True)
             value, grad_out = self._data_loss(out, y_batch, weight)
             penalty = 0.0 if regularizer is None else regularizer.forward(parameters)
-            self._check_loss(value, penalty, saved_buffers)
+            loss_finite = self._check_loss(value, penalty, saved_buffers)
             if not all(all_finite(buffer) for buffer in self._buffers):
                 self._abandon(saved_buffers, _FAILURES[2])
             model.zero_grad()
@@ -276,7 +276,7 @@ class TrainingStep:
             if not parameters:
                 return StepResult(out, value, penalty)
             values, grads = self._flat()  # (views: clipping below rescales grads in place)
-            self._combine(grads, saved_buffers)
+            self._combine(grads, loss_finite, saved_buffers)
             if regularizer is not None:
                 regularizer.backward(parameters)
             if self._check_gradients and not all_finite(grads):
@@ -304,13 +304,16 @@ class TrainingStep:
                  else self.loss._forward(out, y_batch, weight))
         return value, self.loss.backward()
 
-    def _check_loss(self, value: float, penalty: float, saved_buffers: list) -> None:
+    def _check_loss(self, value: float, penalty: float, saved_buffers: list) -> bool:
+        """Stop the step if the loss is not finite; whether it is (here: always, if it
+        returns)."""
         if not np.isfinite(value + penalty):
             self._abandon(saved_buffers, f"{_FAILURES[1]} ({value + penalty})")
+        return True
 
-    def _combine(self, grads: np.ndarray, saved_buffers: list) -> None:
-        """Make ``grads`` (the batch's data gradients, penalty not yet added) the whole
-        batch's: they are already."""
+    def _combine(self, grads: np.ndarray, loss_finite: bool, saved_buffers: list) -> None:
+        """Make ``grads``, the data gradients of the rows this step holds (penalty not yet
+        added), the whole batch's: here the step holds the whole batch, so they are."""
 
     # -- the same step on a device, where nothing is read back until the epoch ends ------------
     def _place(self, X: np.ndarray, y: np.ndarray, always: bool = False):

@@ -33,6 +33,10 @@ class World(Protocol):
     def agree(self, value):
         """Process 0's ``value``, in every process (a decision to stop, say)."""
 
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C was pressed during the epoch that ended, in any process: every
+        process then stops at the same point (one process stops where it is pressed)."""
+
     def finish(self, model) -> None:
         """Give every process process 0's model after training (which callbacks may have
         changed there, restoring the best weights, say)."""
@@ -56,6 +60,9 @@ class SingleProcess:
 
     def agree(self, value):
         return value
+
+    def interrupted(self) -> bool:
+        return False  # (Ctrl-C stops one process at once, where it is)
 
     def finish(self, model) -> None:
         pass
