@@ -31,3 +31,22 @@ def _python_handles_ctrl_c():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def hide_package(monkeypatch):
+    """``hide_package("onnx")``: bprop's optional imports (through
+    ``bprop.interop.common.require``) of that package and its modules fail from then on, as
+    they would where it is not installed."""
+    from bprop.interop import common
+
+    real = common.importlib.import_module
+    hidden: set[str] = set()
+
+    def import_module(name, *args, **kwargs):
+        if name.split(".")[0] in hidden:
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(common.importlib, "import_module", import_module)
+    return hidden.add

@@ -13,7 +13,6 @@ import pytest
 import bprop as bp
 from bprop.cli import data as cli_data
 from bprop.cli import main
-from bprop.interop import common
 
 FEATURES = ["a", "b", "c"]
 CLASSES = ["alpha", "beta", "gamma"]
@@ -274,16 +273,9 @@ def test_an_opset_onnx_cannot_write_is_refused(classifier, tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_missing_onnx_package_says_what_to_install(classifier, tmp_path, capsys, monkeypatch):
+def test_missing_onnx_package_says_what_to_install(classifier, tmp_path, capsys, hide_package):
     model_path, _ = classifier
-    real = common.importlib.import_module
-
-    def without_onnx(name, *args):
-        if name == "onnx" or name.startswith("onnx."):
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *args)
-
-    monkeypatch.setattr(common.importlib, "import_module", without_onnx)
+    hide_package("onnx")
     err = refused(["export", "--model", str(model_path), "--out",
                    str(tmp_path / "m.onnx")], capsys)
     assert "onnx" in err and "pip install" in err

@@ -20,7 +20,6 @@ import pytest
 
 import bprop as bp
 from bprop.distributed import MPIWorld
-from bprop.interop import common
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed: the tests across processes "
                     'skip (pip install "bprop[mpi]")')
@@ -149,14 +148,7 @@ def test_distributed_training_refuses_a_gpu_device_on_the_command_line(capsys):
     assert "--distributed trains on the CPU" in capsys.readouterr().err
 
 
-def test_without_mpi4py_the_world_says_what_to_install(monkeypatch):
-    real = common.importlib.import_module
-
-    def without_mpi4py(name, *args):
-        if name.split(".")[0] == "mpi4py":
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *args)
-
-    monkeypatch.setattr(common.importlib, "import_module", without_mpi4py)
+def test_without_mpi4py_the_world_says_what_to_install(hide_package):
+    hide_package("mpi4py")
     with pytest.raises(bp.MissingPackageError, match=r'pip install "bprop\[mpi\]"'):
         MPIWorld()

@@ -11,7 +11,6 @@ import pytest
 
 import bprop as bp
 from bprop.estimators import ConvergenceWarning
-from bprop.interop import common as interop_common
 from bprop.nn.layer import Layer
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed: the ONNX tests "
@@ -415,15 +414,8 @@ def test_integer_inputs_are_refused_unless_a_dtype_is_given():
     assert bp.import_onnx(proto, dtype="float64").dtype == np.float64
 
 
-def test_without_the_onnx_package_the_message_says_what_to_install(monkeypatch):
-    real = interop_common.importlib.import_module
-
-    def without_onnx(name, *args):
-        if name.split(".")[0] == "onnx":
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *args)
-
-    monkeypatch.setattr(interop_common.importlib, "import_module", without_onnx)
+def test_without_the_onnx_package_the_message_says_what_to_install(hide_package):
+    hide_package("onnx")
     model = bp.mlp([2, 2], seed=0)
     with pytest.raises(bp.MissingPackageError, match=r'pip install "bprop\[onnx\]"'):
         bp.export_onnx(model)

@@ -8,7 +8,6 @@ import pytest
 
 import bprop as bp
 from bprop.estimators import MLPClassifier
-from bprop.interop import common
 from bprop.interop.common import ConversionError, MissingPackageError
 from bprop.interop.torch import from_torch, to_torch
 from bprop.nn.layer import Layer
@@ -323,15 +322,8 @@ def test_to_torch_refuses_what_is_not_a_model():
         to_torch(torch.nn.Linear(2, 2))
 
 
-def test_a_missing_pytorch_says_what_to_install(monkeypatch):
-    real_import = common.importlib.import_module
-
-    def no_torch(name, *args, **kwargs):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(common.importlib, "import_module", no_torch)
+def test_a_missing_pytorch_says_what_to_install(hide_package):
+    hide_package("torch")
     model = bp.Sequential([bp.Dense(2, 2)], seed=0)
     with pytest.raises(MissingPackageError, match="pip install torch"):
         to_torch(model)

@@ -6,6 +6,7 @@ same error in every process. Process 0 prints one JSON line of what it saw."""
 import json
 
 import numpy as np
+from _everywhere import run_everywhere
 
 import bprop as bp
 from bprop.distributed import DifferentDataError, MPIWorld
@@ -67,10 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BaseException:  # (so that the other processes do not wait for this one for ever)
-        import traceback
-
-        traceback.print_exc()
-        MPIWorld().comm.Abort(1)
+    run_everywhere(main)

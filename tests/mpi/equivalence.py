@@ -7,6 +7,7 @@ import json
 import sys
 
 import numpy as np
+from _everywhere import run_everywhere
 
 import bprop as bp
 from bprop.distributed import MPIWorld
@@ -134,10 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BaseException:  # (so that the other processes do not wait for this one for ever)
-        import traceback
-
-        traceback.print_exc()
-        MPIWorld().comm.Abort(1)
+    run_everywhere(main)

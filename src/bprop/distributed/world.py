@@ -5,8 +5,6 @@ then trains as one process would (see :mod:`bprop.distributed.step`). The collec
 MPI's, through mpi4py: a broadcast of process 0's model at the start and at the end, one
 in-place all-reduce of the flat gradient buffer per step (and three small ones per BatchNorm
 layer), one of the loss per epoch.
-
->>> world = MPIWorld()  # doctest: +SKIP
 """
 
 from __future__ import annotations
