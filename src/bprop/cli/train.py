@@ -48,14 +48,14 @@ DEFAULTS = {
     "init": "he", "dropout": 0.0, "batch_norm": False, "optimizer": "adam", "lr": 0.001,
     "momentum": 0.9, "weight_decay": 0.0, "l1": 0.0, "l2": 0.0, "schedule": "none",
     "epochs": 20, "batch_size": 32, "patience": 0, "seed": 0, "out": "runs/latest",
-    "device": "cpu",
+    "device": "cpu", "subset": 0,
 }
 TYPES = {"dataset": str, "target": str, "data_dir": str, "task": str, "scale": str,
          "test_fraction": float, "val_fraction": float, "layers": str, "activation": str,
          "init": str, "dropout": float, "batch_norm": bool, "optimizer": str, "lr": float,
          "momentum": float, "weight_decay": float, "l1": float, "l2": float, "schedule": str,
          "epochs": int, "batch_size": int, "patience": int, "seed": int, "out": str,
-         "device": str}
+         "device": str, "subset": int}
 OPTIMIZERS = tuple(name.lower() for name in OPTIMIZER_CLASSES)  # sgd, adam, adamw, rmsprop
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("cpu", "cuda", "auto")
@@ -101,6 +101,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--l2", type=float, help="L2 penalty strength on the weights")
     add("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
     add("--epochs", type=int)
+    add("--subset", type=int, help="train on this many of the training samples only (0: all): "
+        "a quick try of a config, e.g. --epochs 1 --subset 2000")
     add("--batch-size", type=int)
     add("--patience", type=int, help="stop after this many epochs without improvement "
         "(0: train all epochs)")
@@ -226,6 +228,8 @@ def run_train(args: argparse.Namespace) -> int:
                          scale=settings["scale"], task=settings["task"], seed=settings["seed"])
     model = build_model(settings, data)
     X_train, y_train, validation = split_validation(settings, data)
+    if settings["subset"]:  # (the validation split is made from the whole set first)
+        X_train, y_train = X_train[:settings["subset"]], y_train[:settings["subset"]]
     if data.task == "regression":  # the network learns the target standardised
         y_train = datasets.scale_target(y_train, data.preprocessing)
         if validation is not None:
@@ -371,6 +375,8 @@ def check_settings(settings: dict) -> None:
                              f"{settings[key]}")
     if isinstance(settings["seed"], bool) or settings["seed"] < 0:
         raise UsageError(f"--seed must be a whole number >= 0, got {settings['seed']}")
+    if isinstance(settings["subset"], bool) or settings["subset"] < 0:
+        raise UsageError(f"--subset must be 0 (every sample) or more, got {settings['subset']}")
     if settings["patience"] < 0:
         raise UsageError(f"--patience must be 0 (train every epoch) or more, got "
                          f"{settings['patience']}")
