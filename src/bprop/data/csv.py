@@ -89,6 +89,8 @@ def load_csv(path, target=-1, delimiter: str = ",", header: bool | str = "auto",
     CSVData
         ``X`` of shape (n_rows, n_columns - 1), ``y`` of shape (n_rows,), and the names.
 
+    Notes
+    -----
     Feature columns must be numeric; a missing value (empty, NA, NaN, ?), an infinite value or
     text in a feature column is a :class:`CSVError` naming its line and column. A target column
     of text is encoded as integers, in sorted order of the labels, with the mapping kept in
@@ -121,8 +123,11 @@ def load_features(path, delimiter: str = ",", dtype="float64",
 
     Returns
     -------
-    float array (n_rows, n_columns)
+    ndarray
+        Floats, of shape (n_rows, n_columns).
 
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "new.csv"
     >>> _ = path.write_text("a,b\\n1,2\\n3,4\\n")

@@ -116,7 +116,10 @@ def load_mnist(data_dir=None, *, scale: bool = True, flatten: bool = True,
     download : fetch the files from the public mirrors if they are nowhere to be found.
     verbose : show a progress bar while downloading.
 
-    Returns 60,000 training and 10,000 test images with their labels (int64, 0..9).
+    Returns
+    -------
+    tuple
+        60,000 training and 10,000 test images with their labels (int64, 0..9).
     """
     return load(MNIST, data_dir, scale=scale, flatten=flatten, download=download,
                 verbose=verbose)

@@ -25,6 +25,8 @@ def train_test_split(X, y, test_size: float | int = 0.25, shuffle: bool = True,
     stratify : labels (usually ``y``) whose class proportions both parts keep.
     seed : seeds the shuffling.
 
+    Examples
+    --------
     >>> X, y = np.arange(20).reshape(10, 2), np.array([0] * 5 + [1] * 5)
     >>> X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, stratify=y,
     ...                                                     seed=0)

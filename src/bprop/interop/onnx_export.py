@@ -133,7 +133,9 @@ def export_onnx(model, path: str | os.PathLike | None = None, opset: int | None 
     MissingPackageError
         If the ``onnx`` package is not installed.
 
-    Example (with ``onnx`` and ``onnxruntime`` installed)::
+    Examples
+    --------
+    With ``onnx`` and ``onnxruntime`` installed::
 
         import bprop as bp, numpy as np, onnxruntime
         model = bp.mlp([4, 8, 3], output="softmax", seed=0)

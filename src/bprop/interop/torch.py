@@ -62,7 +62,9 @@ def to_torch(model):
     MissingPackageError
         When PyTorch is not installed.
 
-    Example::
+    Examples
+    --------
+    ::
 
         import bprop as bp, numpy as np, torch
         model = bp.Sequential([bp.Dense(4, 8), bp.ReLU(), bp.Dense(8, 3), bp.Softmax()], seed=0)
@@ -150,7 +152,9 @@ def from_torch(module, dtype=None) -> Sequential:
     TypeError
         When ``module`` is not a ``torch.nn.Module``.
 
-    Example::
+    Examples
+    --------
+    ::
 
         import bprop as bp, torch
         module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))

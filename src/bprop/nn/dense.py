@@ -38,6 +38,8 @@ class Dense(Layer):
         ``"uniform"`` (on :math:`[-1, 1)`, the classic ``2 * random - 1``), ``"zeros"``
         (see :mod:`bprop.nn.init`). Biases start at zero.
 
+    Notes
+    -----
     Weights can be set from your own arrays (``layer.weight = W``) or with
     :meth:`from_weights`; a layer with weights set is not re-initialised when it is built, and
     nothing is drawn for it. A new layer takes no memory for its weights until it is built or

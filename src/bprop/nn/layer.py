@@ -62,6 +62,8 @@ class Layer:
         Feature counts the layer requires and produces; None when the layer keeps whatever
         width it is given (activations).
 
+    Notes
+    -----
     In inference (``training=False``) a layer must treat the rows of its input independently
     (as every layer here does; BatchNorm then uses its running statistics): ``predict`` runs a
     model over slices of rows.

@@ -56,6 +56,8 @@ class Parameter:
         Whether weight penalties (L1/L2, weight decay) apply to it: True for weights,
         False for biases and normalisation shifts.
 
+    Notes
+    -----
     Assigning ``param.value = array`` copies into the existing storage (after checking the
     shape, and that the values are finite numbers), so the parameter never silently leaves the
     buffer its model packed it into.

@@ -162,7 +162,10 @@ def compare(dataset: str = "digits", *, hidden=(128,), activation: str = "relu",
     peers : any of "bprop", "sklearn", "torch", "torch-gpu", "jax".
     out_dir : if given, the table (JSON, Markdown) and pictures are written there.
 
-    Returns a :class:`Comparison`; ``comparison.table()`` prints it.
+    Returns
+    -------
+    Comparison
+        ``comparison.table()`` prints it.
     """
     settings = Settings(dataset=str(dataset), hidden=tuple(int(h) for h in hidden),
                         activation=activation, optimizer=optimizer, lr=float(lr),

@@ -233,6 +233,8 @@ def gradcheck(target, *inputs, loss=None, step: float = 1e-5, seed: int = 0,
         of how many; ``report.estimated_seconds`` and ``report.seconds`` say how long it was
         expected to take and took.
 
+    Examples
+    --------
     >>> import bprop as bp
     >>> report = gradcheck(bp.Dense(3, 2).build(0), np.ones((4, 3)))
     >>> report.passed(1e-6), sorted(report.errors), report.checked["weight"]
