@@ -78,6 +78,8 @@ class Sequential:
         :meth:`to`. The weights are drawn on the CPU from the seeded generator and then
         moved, so a seed gives the same initial weights on every device.
 
+    Notes
+    -----
     The parameters of all layers live in one buffer, allocated once in ``dtype``; the layers'
     initial weights are drawn straight into it, and the gradients are allocated when first
     needed, so a model costs its size: its weights, and as much again for the gradients once

@@ -122,6 +122,8 @@ class TrainingStep:
         Clip each gradient element to ``[-clip_value, clip_value]`` and/or rescale the
         gradients to a global L2 norm of at most ``clip_norm``, before the update.
 
+    Notes
+    -----
     Calling the step, ``step(X_batch, y_batch)`` (or ``step(X_batch, y_batch,
     sample_weight=w)``, ``w`` of shape (m,)), checks the batch (shapes, dtype, finite values,
     targets that fit the loss) and returns a :class:`StepResult`. :meth:`batches` gives one
