@@ -51,7 +51,7 @@ def printed_json(result: subprocess.CompletedProcess) -> list[dict]:
 @pytest.mark.parametrize("processes", [2, 3])
 def test_k_processes_train_the_model_one_process_trains(processes):
     cases = printed_json(run(processes, sys.executable, str(SCRIPTS / "equivalence.py")))
-    assert len(cases) == 25
+    assert len(cases) == 26
     for case in cases:
         name = case["case"]
         if not name.get("bias_before_batchnorm"):

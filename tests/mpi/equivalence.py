@@ -10,6 +10,7 @@ import numpy as np
 from _everywhere import run_everywhere
 
 import bprop as bp
+from bprop.data.augment import Augment
 from bprop.distributed import MPIWorld
 
 
@@ -95,6 +96,8 @@ def train(case: dict, world):
         optimizer=OPTIMIZERS[case["optimizer"]](), epochs=case.get("epochs", 1),
         batch_size=case.get("batch_size", 32), regularizer=REGULARIZERS[case.get("penalty")](),
         clip_norm=case.get("clip_norm"), sample_weight=weight, world=world,
+        augment=Augment(shift=1, elastic=(1.0, 1.0), shape=(2, 3)) if case.get("augment")
+        else None,
         metrics=case.get("metrics"))
     return model, history
 
@@ -111,6 +114,7 @@ CASES = [
     {"loss": "ce", "optimizer": "adam", "metrics": ["accuracy"], "epochs": 2},
     {"loss": "ce", "optimizer": "adam", "batchnorm": False},
     {"loss": "ce", "optimizer": "adam", "bias_before_batchnorm": True},
+    {"loss": "ce", "optimizer": "adam", "augment": True, "dropout": True},
     {"loss": "mse", "optimizer": "rmsprop", "batchnorm": False, "penalty": "l2"},
 ]
 

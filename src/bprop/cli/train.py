@@ -29,6 +29,7 @@ import numpy as np
 from .. import io
 from .._files import write_text
 from ..backend.devices import get_device, to_numpy
+from ..data.augment import Augment
 from ..distributed import MPIWorld
 from ..nn.builder import mlp
 from ..nn.layers import ACTIVATIONS, INITS, Dense
@@ -48,14 +49,15 @@ DEFAULTS = {
     "init": "he", "dropout": 0.0, "batch_norm": False, "optimizer": "adam", "lr": 0.001,
     "momentum": 0.9, "weight_decay": 0.0, "l1": 0.0, "l2": 0.0, "schedule": "none",
     "epochs": 20, "batch_size": 32, "patience": 0, "seed": 0, "out": "runs/latest",
-    "device": "cpu", "subset": 0,
+    "device": "cpu", "subset": 0, "shift": 0, "elastic_alpha": 0.0, "elastic_sigma": 4.0,
 }
 TYPES = {"dataset": str, "target": str, "data_dir": str, "task": str, "scale": str,
          "test_fraction": float, "val_fraction": float, "layers": str, "activation": str,
          "init": str, "dropout": float, "batch_norm": bool, "optimizer": str, "lr": float,
          "momentum": float, "weight_decay": float, "l1": float, "l2": float, "schedule": str,
          "epochs": int, "batch_size": int, "patience": int, "seed": int, "out": str,
-         "device": str, "subset": int}
+         "device": str, "subset": int, "shift": int, "elastic_alpha": float,
+         "elastic_sigma": float}
 OPTIMIZERS = tuple(name.lower() for name in OPTIMIZER_CLASSES)  # sgd, adam, adamw, rmsprop
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("cpu", "cuda", "auto")
@@ -101,6 +103,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--l2", type=float, help="L2 penalty strength on the weights")
     add("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
     add("--epochs", type=int)
+    add("--shift", type=int, help="augment the training images (28x28) by random shifts of up "
+        "to this many pixels each epoch (0: none)")
+    add("--elastic-alpha", type=float, help="augment the training images by elastic "
+        "distortions of this strength each epoch (Simard et al. 2003 used 34; 0: none)")
+    add("--elastic-sigma", type=float, help="the smoothness of the elastic distortions, in "
+        "pixels (Simard et al. 2003 used 4)")
     add("--subset", type=int, help="train on this many of the training samples only (0: all): "
         "a quick try of a config, e.g. --epochs 1 --subset 2000")
     add("--batch-size", type=int)
@@ -236,6 +244,7 @@ def run_train(args: argparse.Namespace) -> int:
             validation = (validation[0],
                           datasets.scale_target(validation[1], data.preprocessing))
     optimizer = build_optimizer(settings)
+    augment = build_augment(settings, X_train)
     loss = "softmax_cross_entropy" if data.task == "classification" else "mse"
     monitor = "val_loss" if validation else "loss"
     best = BestState(monitor=monitor)
@@ -264,7 +273,7 @@ def run_train(args: argparse.Namespace) -> int:
                                 epochs=settings["epochs"], batch_size=settings["batch_size"],
                                 validation_data=validation, metrics=None,
                                 regularizer=regularizer, schedule=schedule, callbacks=callbacks,
-                                world=world)
+                                augment=augment, world=world)
             interrupts.saving = True
         except KeyboardInterrupt:
             interrupts.saving = interrupted = True
@@ -431,6 +440,20 @@ def build_optimizer(settings: dict):
     if decay or name != "adamw":  # a decay of 0 leaves AdamW its own default (0.01)
         options["weight_decay"] = decay
     return get_optimizer(name, **options)
+
+
+def build_augment(settings: dict, X_train: np.ndarray) -> Augment | None:
+    """The augmentation of the training images the settings ask for (None: none)."""
+    if not settings["shift"] and not settings["elastic_alpha"]:
+        return None
+    try:
+        augment = Augment(shift=settings["shift"], elastic=(settings["elastic_alpha"],
+                                                             settings["elastic_sigma"])
+                          if settings["elastic_alpha"] else None)
+        augment(X_train[:1], np.random.default_rng(0))  # (images of the right size?)
+    except ValueError as error:
+        raise UsageError(f"--shift/--elastic-alpha: {error}") from None
+    return augment
 
 
 def build_schedule(settings: dict, optimizer):

@@ -95,6 +95,8 @@ def translate(images, dy, dx, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     dy, dx : integer arrays of shape (n,).
     shape : (height, width) of an image.
 
+    Examples
+    --------
     >>> image = np.arange(1.0, 10.0).reshape(1, 9)   # 3x3: rows [1 2 3] [4 5 6] [7 8 9]
     >>> translate(image, [1], [-1], shape=(3, 3)).reshape(3, 3)
     array([[0., 0., 0.],
@@ -230,6 +232,8 @@ def warp(images, dy, dx, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     dy, dx : displacements of shape (n, height, width) (or (n, height * width)), in pixels.
     shape : (height, width) of an image.
 
+    Examples
+    --------
     >>> image = np.arange(1.0, 10.0).reshape(1, 9)          # 3x3: rows [1 2 3] [4 5 6] [7 8 9]
     >>> half_right = np.full((1, 3, 3), 0.5)
     >>> warp(image, np.zeros((1, 3, 3)), half_right, shape=(3, 3)).reshape(3, 3)
@@ -302,15 +306,22 @@ class Augment:
 
     Parameters
     ----------
-    shift : the largest translation along each axis, in pixels (an integer >= 0; 0 for none).
-        See :func:`shift`.
-    elastic : None for no elastic distortion, or ``(alpha, sigma)``, e.g. ``(34.0, 4.0)``
-        (Simard et al. 2003's values for MNIST). See :func:`elastic`.
-    shape : (height, width) of an image; rows must have ``height * width`` features.
+    shift : int
+        The largest translation along each axis, in pixels (>= 0; 0 for none). See
+        :func:`shift`.
+    elastic : pair of floats, optional
+        ``(alpha, sigma)``, e.g. ``(34.0, 4.0)`` (Simard et al. 2003's values for MNIST), or
+        None for no elastic distortion. See :func:`elastic`.
+    shape : pair of ints
+        (height, width) of an image; rows must have ``height * width`` features.
 
+    Notes
+    -----
     ``get_config()`` returns the settings as a dict, and ``Augment(**config)`` rebuilds the
     same augmentation (also from the lists that JSON makes of its tuples).
 
+    Examples
+    --------
     >>> augment = Augment(shift=2, elastic=(34.0, 4.0))
     >>> augment
     Augment(shift=2, elastic=(34.0, 4.0), shape=(28, 28))

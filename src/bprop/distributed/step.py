@@ -134,10 +134,12 @@ class DistributedStep(TrainingStep):
         total = None if weight is None else float(weight.sum())
         self._shard = Shard(len(rows), start, stop, self.world, total)
         mine = rows[start:stop]
+        # (every process augments the whole batch, so that the generator stays alike in all)
+        inputs = X[mine] if self.augment is None else self._inputs(X, rows)[start:stop]
         try:
             with self._shard.on(self._shared_layers):
                 out, value, penalty = self._step(
-                    X[mine], y[mine], None if weight is None else weight[start:stop])
+                    inputs, y[mine], None if weight is None else weight[start:stop])
         finally:
             self._shard = None
         return out, value, penalty, mine

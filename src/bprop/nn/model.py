@@ -389,6 +389,7 @@ class Sequential:
         callbacks: Sequence = (),
         verbose: int = 0,
         sample_weight=None,
+        augment=None,
         world: World | None = None,
     ) -> History:
         """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
@@ -423,6 +424,9 @@ class Sequential:
             each batch's loss is the weighted mean of its samples' losses (for a mean loss;
             the weighted sum for a summed one), so an integer weight k counts a sample k
             times and a weight 0 leaves it out. The training metrics are weighted too.
+        augment : ``augment(X_batch, rng)``, e.g. :class:`bprop.data.augment.Augment`
+            (random shifts, elastic distortions): each training batch as this epoch sees it,
+            drawn from the model's generator (validation data are never augmented).
         world : the processes training together, e.g. ``bprop.distributed.MPIWorld()`` under
             ``mpirun -n K``; by default this process alone. Every process calls ``fit`` with
             the same data; each computes the gradient of its part of every batch, and they
@@ -443,7 +447,7 @@ class Sequential:
         # and the clipping bounds)
         world = SingleProcess() if world is None else world
         step = world.training_step(self, loss, optimizer, regularizer=regularizer,
-                                   clip_value=clip_value, clip_norm=clip_norm)
+                                   clip_value=clip_value, clip_norm=clip_norm, augment=augment)
         if schedule is not None and getattr(schedule, "optimizer", None) is not optimizer:
             raise ValueError("the schedule was built on a different optimizer than the one "
                              "given to fit; build it on the same one")

@@ -121,6 +121,10 @@ class TrainingStep:
     clip_value, clip_norm : float, optional
         Clip each gradient element to ``[-clip_value, clip_value]`` and/or rescale the
         gradients to a global L2 norm of at most ``clip_norm``, before the update.
+    augment : callable, optional
+        ``augment(X_batch, rng)`` gives the batch's inputs as the epoch trains on them
+        (e.g. :class:`bprop.data.augment.Augment`), drawn from the model's generator: each
+        epoch then sees other versions of the training samples. CPU only.
 
     Notes
     -----
@@ -137,7 +141,8 @@ class TrainingStep:
 
     def __init__(self, model: Network, loss: Loss | str, optimizer: Optimizer, *,
                  regularizer: Regularizer | None = None, scale_penalty_by_batch: bool = False,
-                 clip_value: float | None = None, clip_norm: float | None = None) -> None:
+                 clip_value: float | None = None, clip_norm: float | None = None,
+                 augment=None) -> None:
         self.model, self.loss, self.optimizer = model, get_loss(loss), optimizer
         model._check_loss_fits_output(self.loss)
         if not isinstance(optimizer, Optimizer):
@@ -151,6 +156,13 @@ class TrainingStep:
             clip_value, "clip_value")
         self.clip_norm = None if clip_norm is None else check_positive_float(
             clip_norm, "clip_norm")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a function augment(X_batch, rng), e.g. "
+                            f"bprop.data.augment.Augment(shift=2); got {augment!r}")
+        if augment is not None and not model.device.is_cpu:
+            raise ValueError("augmenting the training batches runs on the CPU; train on the "
+                             "CPU, or augment the data before fit")
+        self.augment = augment
         self.parameters = model.parameters()
         self._buffers = [b for layer in model.layers for b in layer.buffers.values()]
         self._has_batchnorm = any(isinstance(layer, BatchNorm) for layer in model.layers)
@@ -248,17 +260,24 @@ class TrainingStep:
         total, outputs = 0.0, []
         for rows in self.batches(len(X), batch_size, shuffle):
             if weights is None:
-                out, value, penalty = self._step(X[rows], y[rows])
+                out, value, penalty = self._step(self._inputs(X, rows), y[rows])
             elif not weights.host[rows].any():
                 continue  # (nothing to learn from a batch that weighs nothing)
             else:
-                out, value, penalty = self._step(X[rows], y[rows], weights.host[rows])
+                out, value, penalty = self._step(self._inputs(X, rows), y[rows],
+                                                 weights.host[rows])
             # A mean loss is averaged over the epoch's samples, a summed one summed over them;
             # the penalty is charged per sample, batch by batch.
             total += (value if not mean else value * len(out)) + penalty * len(out)
             if keep_outputs:
                 outputs.append((out.copy(), rows))
         return EpochResult(total / len(X) if mean else total + 0.0, outputs)
+
+    def _inputs(self, X: np.ndarray, rows) -> np.ndarray:
+        """The batch's inputs, augmented when the step augments."""
+        if self.augment is None:
+            return X[rows]
+        return self.augment(X[rows], self.model.rng).astype(X.dtype, copy=False)
 
     def _step(self, X_batch: np.ndarray, y_batch: np.ndarray, weight=None) -> StepResult:
         model, parameters = self.model, self.parameters
