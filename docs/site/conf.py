@@ -27,10 +27,12 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx.ext.autosummary",
-    "myst_parser",
+    "myst_nb",  # (Markdown pages through MyST, and the tutorials' notebooks with their outputs)
 ]
 
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+# The notebooks are shown with the outputs they are stored with: the test suite runs them.
+nb_execution_mode = "off"
 exclude_patterns = ["_build"]
 root_doc = "index"
 
