@@ -1,7 +1,7 @@
 """Regression: a 5-layer ReLU network fits y = x^2 + 2x - 3 on x in [-7, 5), step 0.05.
 
 Inputs are divided by 7 and targets by 30 so that both are of order 1; with raw values
-(targets up to 60) the first gradients are large enough to make plain SGD diverge. Predictions
+(targets up to 32) the first gradients are large enough to make plain SGD diverge. Predictions
 are scaled back before they are scored.
 
 Run: bprop demo quadratic, or python examples/quadratic.py
