@@ -34,7 +34,6 @@ from ..nn.model import Sequential
 from .common import ConversionError, network_of, require
 
 _INSTALL = "pip install torch"
-_SUPPORTED_BPROP = "Dense, BatchNorm, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Identity, Dropout"
 _SUPPORTED_TORCH = ("Linear, BatchNorm1d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax(dim=1), "
                     "Identity, Dropout and nested Sequential")
 
@@ -80,7 +79,8 @@ def to_torch(model):
         convert = _TO_TORCH.get(type(layer))
         if convert is None:
             raise ConversionError(f"layer {i} ({layer!r}) has no PyTorch counterpart; "
-                                  f"to_torch supports {_SUPPORTED_BPROP}")
+                                  f"to_torch supports "
+                                  f"{', '.join(cls.__name__ for cls in _TO_TORCH)}")
         modules.append(convert(torch, layer, dtype))
     return torch.nn.Sequential(*modules).train(model.training)
 
