@@ -376,9 +376,10 @@ class GraphBuilder:
         return candidate
 
     def input(self, name: str, model: Network) -> str:
-        helper = self.onnx.helper
-        self.inputs.append(helper.make_tensor_value_info(
-            self.fresh(name), ELEMENT_TYPES[model.dtype], ["batch", model.n_inputs]))
+        """Declare the graph's (batch, n_inputs) input; the name it got."""
+        name = self.fresh(name)
+        self.inputs.append(self.onnx.helper.make_tensor_value_info(
+            name, ELEMENT_TYPES[model.dtype], ["batch", model.n_inputs]))
         return name
 
     def constant(self, value: np.ndarray, name: str = "const") -> str:
