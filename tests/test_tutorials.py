@@ -20,6 +20,7 @@ TUTORIALS = Path(__file__).resolve().parent.parent / "docs" / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 ENGLISH = [path for path in NOTEBOOKS if path.name.endswith(".en.ipynb")]
 SECONDS = 60  # the limit for one notebook, in quick mode, on two cores
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -46,6 +47,22 @@ def text_of(cell) -> str:
 
 def numbers(text: str) -> np.ndarray:
     return np.array([float(match) for match in NUMBER.findall(text)])
+
+
+def skip_unless_needs_are_met(notebook, monkeypatch) -> None:
+    """A notebook lists in its metadata what it needs beyond the core (``needs``: package names
+    and "mnist"); without one of them its run is skipped with the reason."""
+    for need in notebook.metadata.get("bprop_tutorial", {}).get("needs", []):
+        if need == "mnist":
+            from bprop.data.mnist import MNIST, data_folder
+
+            if data_folder(MNIST) is None:
+                if not (SHARED_DATA / "mnist").is_dir():
+                    pytest.skip("this tutorial reads MNIST, which is not in $BPROP_DATA, "
+                                "the cache or ../shared/data")
+                monkeypatch.setenv("BPROP_DATA", str(SHARED_DATA))  # the kernel inherits it
+        elif importlib.util.find_spec(need) is None:
+            pytest.skip(f"this tutorial needs {need}, which is not installed")
 
 
 def test_there_are_tutorials_in_both_languages():
@@ -76,9 +93,11 @@ def test_stored_notebook_was_run_in_order(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_runs_and_reproduces_its_final_numbers(path, tmp_path):
+def test_notebook_runs_and_reproduces_its_final_numbers(path, tmp_path, monkeypatch):
     from nbclient.exceptions import CellExecutionError
 
+    stored = nbformat.read(path, as_version=4)
+    skip_unless_needs_are_met(stored, monkeypatch)
     copy = tmp_path / path.name
     shutil.copy(path, copy)
     start = time.perf_counter()
@@ -90,7 +109,6 @@ def test_notebook_runs_and_reproduces_its_final_numbers(path, tmp_path):
     assert seconds < SECONDS, f"{path.name} took {seconds:.0f} s in quick mode"
     assert not [o for c in code_cells(fresh) for o in c.outputs if o.output_type == "error"]
 
-    stored = nbformat.read(path, as_version=4)
     # The stored outputs come from a full run; a notebook whose last cell reports a number
     # that quick mode changes says by how much it may differ in its metadata.
     atol = stored.metadata.get("bprop_tutorial", {}).get("final_cell_atol", 1e-7)

@@ -11,7 +11,10 @@ Each notebook runs in a fresh kernel started with the Python running this script
 sees the same installed bprop, whatever Jupyter kernels the machine has registered), with its
 working directory set to docs/tutorials and a limit of 120 s per cell. ``--quick`` sets the
 environment variable ``BPROP_TUTORIAL_QUICK=1``, which the notebooks read to cut long training;
-the stored outputs are those of full runs.
+the stored outputs are those of full runs. The kernel is also given ``BPROP_REPOSITORY``, the
+repository's root, so that a notebook run from another folder (the tests run copies) still finds
+files such as ``recipes/``; opened in Jupyter from ``docs/tutorials`` it falls back to ``../..``.
+The MNIST notebooks read the data where ``bprop.datasets.load_mnist`` looks (set ``BPROP_DATA``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from traitlets import default
 HERE = Path(__file__).resolve().parent
 CELL_TIMEOUT = 120
 QUICK_VARIABLE = "BPROP_TUTORIAL_QUICK"
+REPOSITORY_VARIABLE = "BPROP_REPOSITORY"
 
 
 def notebooks() -> list[Path]:
@@ -66,6 +70,7 @@ def execute(path: Path, quick: bool = False, cwd: Path = HERE) -> nbformat.Noteb
     notebook = nbformat.read(path, as_version=4)
     saved = os.environ.get(QUICK_VARIABLE)
     # The kernel inherits this process's environment when it starts.
+    os.environ.setdefault(REPOSITORY_VARIABLE, str(HERE.parent.parent))
     if quick:
         os.environ[QUICK_VARIABLE] = "1"
     else:
