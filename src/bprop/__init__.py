@@ -54,6 +54,7 @@ from .optim.optimizers import (
 from .optim.regularizers import L1, L1L2, L2, Regularizer
 from .optim.schedules import CosineLR, ExponentialLR, ReduceLROnPlateau, Schedule, StepLR
 from .tools import plotting
+from .tools.explain import Explanation, explain
 from .tools.gradcheck import GradcheckReport, gradcheck
 
 # The scikit-learn estimators and the comparison with other libraries import scikit-learn (if
@@ -84,6 +85,7 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "ExponentialLR",
+    "Explanation",
     "GradcheckReport",
     "History",
     "Identity",
@@ -126,6 +128,7 @@ __all__ = [
     "clip_grad_value",
     "datasets",
     "distributed",
+    "explain",
     "export_onnx",
     "get_device",
     "get_loss",

@@ -31,7 +31,7 @@ from ..backend.devices import to_numpy
 from ..nn import layers as L
 from ..nn import losses as losses_module
 from ..nn.model import Sequential
-from .gradcheck import relative_error
+from .gradcheck import kink_pattern, relative_error
 
 ACTIVATION_FORMULAS = {
     L.Sigmoid: ("sigmoid({z})", "{g} * {a} * (1 - {a})"),
@@ -51,6 +51,7 @@ class Step:
     formula: str
     value: np.ndarray
     check: float | None = None  # relative error against finite differences, if checked
+    at_kinks: int = 0  # elements left out of the check: their difference crossed a ReLU kink
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -102,7 +103,7 @@ class Explanation:
             rows = "".join(
                 f"<tr><td><code>{html.escape(s.name)}</code></td>"
                 f"<td><code>{html.escape(s.formula)}</code></td><td>{s.shape}</td>"
-                f"<td>{'' if s.check is None else _verdict(s.check)}</td>"
+                f"<td>{'' if s.check is None else _verdict(s)}</td>"
                 f"<td><pre>{html.escape(_values(s.value))}</pre></td></tr>" for s in steps)
             return (f"<h2>{title}</h2><table><tr><th>name</th><th>formula</th><th>shape</th>"
                     f"<th>check</th><th>value</th></tr>{rows}</table>")
@@ -131,18 +132,21 @@ def _values(value: np.ndarray) -> str:
     return np.array2string(value, precision=4, suppress_small=True, threshold=60)
 
 
-def _verdict(error: float) -> str:
-    return f"{error:.1e} {'ok' if error < 1e-6 else 'MISMATCH'}"
+def _verdict(step: Step) -> str:
+    verdict = f"{step.check:.1e} {'ok' if step.check < 1e-6 else 'MISMATCH'}"
+    if step.at_kinks:
+        verdict += f", {step.at_kinks} left out at ReLU kinks"
+    return verdict
 
 
 def _text_step(step: Step) -> str:
-    check = "" if step.check is None else f"   [check {_verdict(step.check)}]"
+    check = "" if step.check is None else f"   [check {_verdict(step)}]"
     values = _values(step.value).replace("\n", "\n      ")
     return f"  {step.name} = {step.formula}    shape {step.shape}{check}\n      {values}"
 
 
 def _markdown_step(step: Step) -> str:
-    check = "" if step.check is None else f", check {_verdict(step.check)}"
+    check = "" if step.check is None else f", check {_verdict(step)}"
     return (f"**`{step.name} = {step.formula}`** (shape {step.shape}{check})\n\n"
             f"```\n{_values(step.value)}\n```\n")
 
@@ -152,7 +156,9 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
 
     The model is copied to float64 (and to the CPU, from a GPU); nothing about it changes.
     Every gradient (with respect to each layer's output and each parameter) is compared with
-    central finite differences.
+    central finite differences. An element whose difference moves a ReLU or LeakyReLU unit to
+    the other side of its kink measures the mean of two slopes, not the derivative, so it is
+    left out of the check and counted in the step's ``at_kinks`` (as :func:`gradcheck` does).
     """
     loss = losses_module.get_loss(loss)
     model = model.astype("float64").to("cpu")
@@ -215,7 +221,7 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
     # The gradient with respect to a Dense layer's output z_j is the tutorials' delta_j.
     first = f"delta{names[-1][1:]}" if names[-1].startswith("z") else f"dL/d{names[-1]}"
     report.backward.append(Step(first, _loss_gradient(loss, names[-1], grad),
-                                grad, checker.intermediate(len(model.layers), grad)))
+                                grad, *checker.intermediate(len(model.layers), grad)))
     for k in range(len(model.layers) - 1, -1, -1):
         layer = model.layers[k]
         in_name, out_name = names[k], names[k + 1]
@@ -225,14 +231,14 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
             index = out_name[1:]
             weight = layer.params["weight"]
             report.backward.append(Step(f"dW{index}", f"{in_name}.T @ {g_name}", weight.grad,
-                                        checker.parameter(weight)))
+                                        *checker.parameter(weight)))
             if layer.use_bias:
                 bias = layer.params["bias"]
                 report.backward.append(Step(f"db{index}", f"sum({g_name}, axis=0)", bias.grad,
-                                            checker.parameter(bias)))
+                                            *checker.parameter(bias)))
             if k > 0:
                 report.backward.append(Step(f"dL/d{in_name}", f"{g_name} @ W{index}.T", grad,
-                                            checker.intermediate(k, grad)))
+                                            *checker.intermediate(k, grad)))
             continue
         delta = f"delta{in_name[1:]}" if in_name.startswith("z") else f"dL/d{in_name}"
         if type(layer) in ACTIVATION_FORMULAS:
@@ -249,10 +255,10 @@ def explain(model: Sequential, X, y, loss, step: float = 1e-5) -> Explanation:
                 param = layer.params[pname]
                 report.backward.append(Step(f"{symbol}{in_name[1:]}",
                                             f"sum({g_name}{factor}, axis=0)", param.grad,
-                                            checker.parameter(param)))
+                                            *checker.parameter(param)))
         else:
             name, formula = f"dL/d{in_name}", f"{type(layer).__name__}.backward({g_name})"
-        report.backward.append(Step(name, formula, grad, checker.intermediate(k, grad)))
+        report.backward.append(Step(name, formula, grad, *checker.intermediate(k, grad)))
     return report
 
 
@@ -292,11 +298,15 @@ def _loss_gradient(loss, out: str, grad: np.ndarray) -> str:
 class _Checker:
     """Central finite differences of the loss, re-running the network from a given layer with
     the same Dropout masks as the real forward pass, and leaving the layers' caches (which the
-    ongoing backward pass still needs) as they were."""
+    ongoing backward pass still needs) as they were. Each check returns the relative error
+    over the elements whose two evaluations kept every ReLU unit on the side of its kink it
+    was on in the real pass (None if there are none), and how many were left out."""
 
     def __init__(self, model, loss, values, y, rng_states, step, floor) -> None:
         self.model, self.loss, self.values, self.y = model, loss, values, y
         self.rng_states, self.step, self.floor = rng_states, step, floor
+        self.pattern = kink_pattern(model.layers)
+        self.sides = None if self.pattern is None else self.pattern()  # the real pass's
 
     def _loss_from(self, start: int, value: np.ndarray) -> float:
         if start < len(self.rng_states):
@@ -305,26 +315,39 @@ class _Checker:
             value = layer.forward(value, training=True)
         return self.loss.forward(value, self.y)
 
-    def _numeric(self, array: np.ndarray, start: int, point: np.ndarray) -> np.ndarray:
+    def _crossed_a_kink(self) -> bool:
+        return self.pattern is not None and self.pattern() != self.sides
+
+    def _numeric(self, array: np.ndarray, start: int, point: np.ndarray):
+        """The central differences of the loss along each element of ``array``, and which
+        elements' differences crossed a kink."""
         saved = [layer.__dict__.copy() for layer in self.model.layers]
         flat, numeric = array.reshape(-1), np.zeros(array.size)
+        crossed = np.zeros(array.size, dtype=bool)
         for k in range(flat.size):
             original = flat[k]
             flat[k] = original + self.step
             plus = self._loss_from(start, point)
+            crossed[k] = self._crossed_a_kink()
             flat[k] = original - self.step
             minus = self._loss_from(start, point)
+            crossed[k] |= self._crossed_a_kink()
             flat[k] = original
             numeric[k] = (plus - minus) / (2 * self.step)
         for layer, state in zip(self.model.layers, saved, strict=True):
             layer.__dict__.update(state)
-        return numeric.reshape(array.shape)
+        return numeric.reshape(array.shape), crossed.reshape(array.shape)
 
-    def intermediate(self, index: int, grad: np.ndarray) -> float:
+    def _error(self, exact: np.ndarray, numeric: np.ndarray, crossed: np.ndarray):
+        kept = ~crossed
+        error = relative_error(exact[kept], numeric[kept], self.floor) if kept.any() else None
+        return error, int(crossed.sum())
+
+    def intermediate(self, index: int, grad: np.ndarray) -> tuple[float | None, int]:
         """Check ``grad`` = dL/d(the input of layer ``index``)."""
         point = self.values[index].copy()
-        return relative_error(grad, self._numeric(point, index, point), self.floor)
+        return self._error(grad, *self._numeric(point, index, point))
 
-    def parameter(self, param) -> float:
+    def parameter(self, param) -> tuple[float | None, int]:
         exact = param.grad.copy()
-        return relative_error(exact, self._numeric(param.value, 0, self.values[0]), self.floor)
+        return self._error(exact, *self._numeric(param.value, 0, self.values[0]))

@@ -151,7 +151,10 @@ class GradcheckReport:
                          f"{format_seconds(self.full_estimated_seconds)}")
         if self.at_kinks:
             left_out = sum(self.at_kinks.values())
-            line += (f"; {left_out:,} left out, whose finite difference crossed a ReLU kink "
+            # They were differentiated, but their error is not counted: a finite difference
+            # across a kink measures the mean of two slopes, not the gradient.
+            line += (f"; {left_out:,} of them not counted in the errors, as their finite "
+                     f"difference crossed a ReLU kink "
                      f"({', '.join(f'{n:,} of {name}' for name, n in self.at_kinks.items())})")
         return line
 
@@ -307,7 +310,7 @@ _Problem = tuple[Callable[[], float], Callable[[], np.ndarray], dict, np.ndarray
                  Callable[[], bytes] | None]
 
 
-def _kink_pattern(layers: list[Layer]) -> Callable[[], bytes] | None:
+def kink_pattern(layers: list[Layer]) -> Callable[[], bytes] | None:
     """Which side of its kink each unit of the piecewise-linear layers (ReLU, LeakyReLU) was
     on in the last forward pass, as bytes; None without such layers.
 
@@ -350,7 +353,7 @@ def _layer_problem(layer: Layer, x, *, seed, check_input, training) -> _Problem:
 
     arrays = {name: p for name, p in layer.params.items()}
     return (objective, analytic, arrays, x if check_input else None, magnitude,
-            _kink_pattern([layer]))
+            kink_pattern([layer]))
 
 
 def _loss_problem(loss: Loss, pred, target) -> _Problem:
@@ -387,7 +390,7 @@ def _model_problem(model: Sequential, X, y, *, loss, check_input, training) -> _
 
     arrays = dict(model.named_parameters())
     return (objective, analytic, arrays, X if check_input else None, abs(objective()),
-            _kink_pattern(model.layers))
+            kink_pattern(model.layers))
 
 
 def _seconds_per_evaluation(objective: Callable[[], float]) -> float:
