@@ -101,7 +101,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--weight-decay", type=float)
     add("--l1", type=float, help="L1 penalty strength on the weights")
     add("--l2", type=float, help="L2 penalty strength on the weights")
-    add("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
+    add("--schedule", choices=list(SCHEDULES),
+        help="learning-rate schedule: cosine rises linearly over the first min(5, epochs - 1) "
+        "epochs (a warm-up), then falls to 0 along a half cosine; step divides it by 10 every "
+        "epochs/3 epochs")
     add("--epochs", type=int)
     add("--shift", type=int, help="augment the training images (28x28) by random shifts of up "
         "to this many pixels each epoch (0: none)")
