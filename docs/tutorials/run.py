@@ -68,6 +68,8 @@ def execute(path: Path, quick: bool = False, cwd: Path = HERE) -> nbformat.Noteb
     Raises nbclient's CellExecutionError when a cell fails.
     """
     notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timings from an older run
     saved = os.environ.get(QUICK_VARIABLE)
     # The kernel inherits this process's environment when it starts.
     os.environ.setdefault(REPOSITORY_VARIABLE, str(HERE.parent.parent))
@@ -79,7 +81,10 @@ def execute(path: Path, quick: bool = False, cwd: Path = HERE) -> nbformat.Noteb
         with tempfile.TemporaryDirectory() as spec_dir:
             # nbclient makes the kernel manager from this class, so it also shuts the kernel
             # down and closes its channels.
+            # record_timing=False: no dates in the cells' metadata, so a rerun that changes
+            # nothing leaves the files as they were.
             client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                    record_timing=False,
                                     kernel_manager_class=_kernel_manager_class(Path(spec_dir)),
                                     resources={"metadata": {"path": str(cwd)}})
             client.execute()
