@@ -4,17 +4,15 @@ validation data) from the model's generator, reproducibly."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support import real_mnist_dir
 
 import bprop as bp
 from bprop.backend.devices import stand_in_for_cuda
 from bprop.cli import main
 from bprop.data.augment import Augment
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def images(n: int = 64, seed: int = 0):
@@ -74,10 +72,8 @@ def test_augment_must_be_a_function_and_runs_on_the_cpu():
 
 
 def test_bprop_train_augments_images_and_records_it(tmp_path, capsys):
-    if not (SHARED / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("the real MNIST files are not in ../shared/data/mnist")
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "mnist", "--data-dir", str(SHARED), "--layers",
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(real_mnist_dir()), "--layers",
                  "784,32,10", "--epochs", "1",
                  "--subset", "1000", "--shift", "2", "--elastic-alpha", "34", "--quiet",
                  "--val-fraction", "0", "--out", str(out)]) == 0

@@ -1,6 +1,5 @@
 """benchmarks/benchmark.py: it runs, writes its table and JSON, and judges its targets right."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,16 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_datasets import real_mnist_dir
+from support import load_script, real_mnist_dir
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "benchmark.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_small_run_on_mnist_writes_the_table_and_the_json(tmp_path):
@@ -75,7 +67,7 @@ def report_with(accuracies: dict, seconds: dict, batch=128):
 ])
 def test_the_accuracy_target_is_two_sided_and_says_which_side(bprop_accuracy, expected,
                                                               capsys):
-    benchmark = load_script()
+    benchmark = load_script(SCRIPT, "benchmark")
     args = SimpleNamespace(dtype="float32", optimizer="adam", epochs=5, rounds=5)
     benchmark.print_run(report_with({"bprop": bprop_accuracy, "torch": 0.9770},
                                     {"bprop": 0.3, "torch": 0.4}), args)
@@ -86,7 +78,7 @@ def test_the_accuracy_target_is_two_sided_and_says_which_side(bprop_accuracy, ex
 
 
 def test_a_missed_speed_target_says_so(capsys):
-    benchmark = load_script()
+    benchmark = load_script(SCRIPT, "benchmark")
     args = SimpleNamespace(dtype="float64", optimizer="adam", epochs=5, rounds=5)
     benchmark.print_run(report_with({"bprop": 0.97, "sklearn": 0.97},
                                     {"bprop": 0.62, "sklearn": 1.0}), args)
@@ -100,7 +92,7 @@ def test_a_missed_speed_target_says_so(capsys):
 ])
 def test_the_epoch_is_judged_against_its_matrix_products_alone(batch, bprop_seconds, expected,
                                                                capsys):
-    benchmark = load_script()
+    benchmark = load_script(SCRIPT, "benchmark")
     args = SimpleNamespace(dtype="float32", optimizer="adam", epochs=5, rounds=5)
     benchmark.print_run(report_with({"bprop": 0.97, "torch": 0.97},
                                     {"bprop": bprop_seconds, "torch": 1.0}, batch=batch), args)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import real_mnist_dir
 
 import bprop as bp
 from bprop.cli import main, train
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def run(*argv):
@@ -110,10 +110,8 @@ def test_train_on_a_csv_then_evaluate_and_predict(tmp_path, capsys):
 
 def test_train_on_real_mnist_draws_the_first_layer(tmp_path):
     pytest.importorskip("matplotlib")
-    if not (SHARED / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("the real MNIST files are not in ../shared/data/mnist")
     out = tmp_path / "mnist"
-    assert main(["train", "--dataset", "mnist", "--data-dir", str(SHARED / "mnist"),
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(real_mnist_dir()),
                  "--layers", "784,64,10", "--epochs", "1", "--batch-size", "128", "--quiet",
                  "--val-fraction", "0", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.9

@@ -11,19 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import write_csv
 
 import bprop as bp
 from bprop.cli import data as cli_data
 from bprop.cli import main, train
 
 FEATURES = ["a", "b", "c"]
-
-
-def write_csv(path: Path, header, rows) -> Path:
-    lines = [",".join(header)] if header else []
-    lines += [",".join(str(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def mail(n=150, seed=0):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import write_csv
 
 import bprop as bp
 from bprop.cli import data as cli_data
@@ -22,12 +23,6 @@ def need_onnx():
     pytest.importorskip("onnx", reason="the ONNX export needs the onnx package")
     return pytest.importorskip("onnxruntime", reason="running the exported file needs "
                                "onnxruntime")
-
-
-def write_csv(path: Path, header, rows) -> Path:
-    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def raw_features(n, seed):

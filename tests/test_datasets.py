@@ -7,23 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import real_mnist_dir
 
 import bprop as bp
 from bprop.data import mnist
 from bprop.data.idx import IDXError, write_idx
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-
-
-def real_mnist_dir() -> Path:
-    if (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        return SHARED_MNIST
-    if os.environ.get("BPROP_DATA"):
-        folder = Path(os.environ["BPROP_DATA"]) / "mnist"
-        if (folder / "train-images-idx3-ubyte.gz").is_file():
-            return folder
-    pytest.skip("the real MNIST files are not in ../shared/data/mnist nor $BPROP_DATA/mnist")
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """benchmarks/distributed.py: its quick run measures K=1 and K=2 with the right bytes per step,
 and its cost model behaves as its formula says."""
 
-import importlib.util
 import math
 import re
 import shutil
@@ -10,15 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import load_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "distributed.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("distributed_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parameters_of(sizes) -> int:
@@ -59,7 +52,7 @@ COSTS = {"per_row_s": 2e-5, "overhead_s": 1.5e-3, "nbytes": 4 * 235_146,
 
 
 def test_one_machine_is_predicted_to_take_its_own_step_time():
-    bench = load_script()
+    bench = load_script(SCRIPT, "distributed_benchmark")
     for batch in (1, 128, 8192):
         assert bench.predicted_step_seconds(batch, 1, **COSTS) == pytest.approx(
             2e-5 * batch + 1.5e-3, rel=1e-12)
@@ -70,7 +63,7 @@ def test_one_machine_is_predicted_to_take_its_own_step_time():
 
 
 def test_a_bigger_batch_never_lowers_the_predicted_speedup():
-    bench = load_script()
+    bench = load_script(SCRIPT, "distributed_benchmark")
     for k in (2, 4, 8, 16):
         speedups = [bench.predicted_speedup(b, k, **COSTS) for b in (8, 64, 128, 1024, 8192,
                                                                      65536)]
@@ -79,14 +72,14 @@ def test_a_bigger_batch_never_lowers_the_predicted_speedup():
 
 
 def test_a_free_network_gives_a_speedup_of_k():
-    bench = load_script()
+    bench = load_script(SCRIPT, "distributed_benchmark")
     free = dict(COSTS, overhead_s=0.0, bandwidth_bytes=math.inf, latency_s=0.0)
     for k in (2, 4, 16):
         assert bench.predicted_speedup(1024, k, **free) == pytest.approx(k, rel=1e-12)
 
 
 def test_the_ring_formula_on_a_case_worked_by_hand():
-    bench = load_script()
+    bench = load_script(SCRIPT, "distributed_benchmark")
     # 4 machines, 100 MB, 1 GB/s, 10 us: 2 * 3/4 * 0.1 s + 2 * 3 * 10 us = 0.15 s + 60 us
     assert bench.ring_allreduce_seconds(100e6, 4, 1e9, 10e-6) == pytest.approx(0.15006,
                                                                                rel=1e-12)
@@ -99,7 +92,7 @@ def test_the_ring_formula_on_a_case_worked_by_hand():
 
 
 def test_the_break_even_batch_is_where_k_machines_start_to_win():
-    bench = load_script()
+    bench = load_script(SCRIPT, "distributed_benchmark")
     for k in (2, 4, 8, 16):
         batch = bench.break_even_batch(k, **{key: COSTS[key] for key in COSTS
                                              if key != "overhead_s"})

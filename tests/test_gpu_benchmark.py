@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_datasets import real_mnist_dir
+from support import load_script, real_mnist_dir
 
 from bprop.backend.devices import DeviceUnavailableError, get_device
 
@@ -18,14 +18,6 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
 WORKLOADS = ["mnist-128", "mnist-1024", "mnist-8192", "wide-4096"]
 EPOCHS = 2
 N_TRAIN, N_FEATURES = 1024, 784  # the dry run's slice of MNIST
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # (its dataclasses look their module up there)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +140,7 @@ def report_with(seconds: dict, accuracy: dict, fraction_of_gemm: float) -> dict:
 ])
 def test_the_speed_targets_are_judged_against_the_peers_of_the_same_run(
         bprop_seconds, expected_eager, expected_graph):
-    benchmark = load_script()
+    benchmark = load_script(SCRIPT, "gpu_benchmark")
     report = report_with({"bprop": bprop_seconds, "torch-eager": 0.2, "torch-graph": 0.125},
                          {"bprop": 0.98, "torch-eager": 0.98, "torch-graph": 0.98}, 0.7)
     lines = [target["line"] for target in benchmark.targets(report)]
@@ -160,7 +152,7 @@ def test_the_speed_targets_are_judged_against_the_peers_of_the_same_run(
 
 @pytest.mark.parametrize("fraction, verdict", [(0.70, "0.70 met"), (0.69, "0.69 NOT MET")])
 def test_the_wide_network_is_judged_against_the_gemm_rate(fraction, verdict):
-    benchmark = load_script()
+    benchmark = load_script(SCRIPT, "gpu_benchmark")
     report = report_with({"bprop": 0.1, "torch-eager": 0.2}, {"bprop": 0.9, "torch-eager": 0.9},
                          fraction)
     lines = [target["line"] for target in benchmark.targets(report)]
@@ -176,7 +168,7 @@ def test_the_wide_network_is_judged_against_the_gemm_rate(fraction, verdict):
     (0.9810, "bprop 0.40 points above NOT MET"),
 ])
 def test_the_accuracy_target_is_two_sided(bprop_accuracy, expected):
-    benchmark = load_script()
+    benchmark = load_script(SCRIPT, "gpu_benchmark")
     report = report_with({"bprop": 0.1, "torch-eager": 0.2},
                          {"bprop": bprop_accuracy, "torch-eager": 0.9770}, 0.8)
     lines = [target["line"] for target in benchmark.targets(report)]

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from support import real_mnist_dir, relative_error
 
 import bprop as bp
-
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A 784-64-10 network after one epoch on 6000 genuine MNIST digits, and 2000 test
     digits."""
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("the real MNIST files are not in ../shared/data/mnist")
-    (X, y), (X_test, _) = bp.datasets.load_mnist(SHARED_MNIST, download=False, verbose=False)
+    (X, y), (X_test, _) = bp.datasets.load_mnist(real_mnist_dir(), download=False,
+                                                 verbose=False)
     model = bp.mlp([784, 64, 10], seed=0)
     model.fit(X[:6000], y[:6000], loss="cross_entropy", optimizer=bp.Adam(lr=1e-3), epochs=1,
               batch_size=64)
     return model, X_test[:2000].astype(np.float32)
-
-
-def relative_error(got, expected) -> float:
-    return float(np.abs(got - expected).max() / np.abs(expected).max())
 
 
 def test_in_onnx_runtime(trained):

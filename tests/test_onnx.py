@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from support import relative_error
 
 import bprop as bp
 from bprop.estimators import ConvergenceWarning
@@ -45,12 +46,6 @@ def run(proto, X, runtime: str = RUNTIMES[0]) -> dict[str, np.ndarray]:
     from onnx.reference import ReferenceEvaluator
 
     return dict(zip(names, ReferenceEvaluator(proto).run(names, feed), strict=True))
-
-
-def relative_error(got, expected) -> float:
-    expected = np.asarray(expected, dtype=np.float64)
-    return float(np.abs(np.asarray(got, np.float64) - expected).max()
-                 / max(np.abs(expected).max(), 1e-300))
 
 
 def with_statistics(model: bp.Sequential, seed: int = 1) -> bp.Sequential:

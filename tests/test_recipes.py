@@ -3,25 +3,19 @@ a smoke test: the full runs are benchmarks/recipes.py's, recorded in benchmarks/
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import pytest
+from support import load_script, real_mnist_dir
 
 from bprop.cli import train
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def recipes_benchmark():
-    spec = importlib.util.spec_from_file_location("recipes_benchmark",
-                                                  ROOT / "benchmarks" / "recipes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks" / "recipes.py", "recipes_benchmark")
 
 
 def test_there_are_recipes_and_each_has_a_target():
@@ -39,9 +33,7 @@ def test_each_recipe_is_a_valid_config_that_keeps_a_validation_split(path):
 
 
 def test_every_recipe_runs_one_epoch_on_a_subset(capsys):
-    if not (SHARED / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("the real MNIST files are not in ../shared/data/mnist")
-    data = os.environ.get("BPROP_DATA", str(SHARED))
+    data = str(real_mnist_dir().parent)  # (the folder that holds mnist/ and fashion-mnist/)
     if any("fashion" in path.stem for path in RECIPES) and not any(
             (Path(folder) / "train-images-idx3-ubyte.gz").is_file() for folder in
             (Path(data) / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist"))):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import relative_error
 
 import bprop as bp
 from bprop.estimators import MLPClassifier
@@ -16,11 +17,6 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed: the PyTor
                                             "skip")
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
-
-
-def relative_error(got, expected) -> float:
-    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
-    return float(np.abs(got - expected).max() / np.abs(expected).max())
 
 
 def torch_out(module, X) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import load_script, real_mnist_dir
 
 nbformat = pytest.importorskip("nbformat", reason="the tutorial tests need nbformat")
 pytest.importorskip("nbclient", reason="the tutorial tests need nbclient")
@@ -20,15 +21,11 @@ TUTORIALS = Path(__file__).resolve().parent.parent / "docs" / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 ENGLISH = [path for path in NOTEBOOKS if path.name.endswith(".en.ipynb")]
 SECONDS = 60  # the limit for one notebook, in quick mode, on two cores
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
 def _load_runner():
-    spec = importlib.util.spec_from_file_location("tutorials_run", TUTORIALS / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TUTORIALS / "run.py", "tutorials_run")
 
 
 def code_cells(notebook):
@@ -56,11 +53,8 @@ def skip_unless_needs_are_met(notebook, monkeypatch) -> None:
         if need == "mnist":
             from bprop.data.mnist import MNIST, data_folder
 
-            if data_folder(MNIST) is None:
-                if not (SHARED_DATA / "mnist").is_dir():
-                    pytest.skip("this tutorial reads MNIST, which is not in $BPROP_DATA, "
-                                "the cache or ../shared/data")
-                monkeypatch.setenv("BPROP_DATA", str(SHARED_DATA))  # the kernel inherits it
+            if data_folder(MNIST) is None:  # (not where load_mnist looks: ../shared?)
+                monkeypatch.setenv("BPROP_DATA", str(real_mnist_dir()))  # the kernel inherits it
         elif importlib.util.find_spec(need) is None:
             pytest.skip(f"this tutorial needs {need}, which is not installed")
 
