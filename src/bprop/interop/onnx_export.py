@@ -44,6 +44,7 @@ from .._files import atomic_write
 from .._version import __version__
 from ..backend.devices import to_numpy
 from ..nn.layers import (
+    LAYERS,
     BatchNorm,
     Dense,
     Dropout,
@@ -226,12 +227,9 @@ def network_nodes(model: Network, fold_batchnorm: bool = False, dense: str = "ge
         else:
             raise ConversionError(
                 f"layer {i} {layer!r} has no ONNX form: only bprop's own layers "
-                f"({', '.join(cls.__name__ for cls in _EXPORTABLE)}) are exported")
+                f"({', '.join(LAYERS)}) are exported")
         i += 1
     return nodes
-
-
-_EXPORTABLE = (Dense, BatchNorm, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Identity, Dropout)
 
 
 def _host(array, dtype) -> np.ndarray:

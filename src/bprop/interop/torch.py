@@ -34,8 +34,6 @@ from ..nn.model import Sequential
 from .common import ConversionError, network_of, require
 
 _INSTALL = "pip install torch"
-_SUPPORTED_TORCH = ("Linear, BatchNorm1d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax(dim=1), "
-                    "Identity, Dropout and nested Sequential")
 
 
 def to_torch(model):
@@ -163,17 +161,18 @@ def from_torch(module, dtype=None) -> Sequential:
         # (dtype('float64'), ['Dense', 'Tanh', 'Dense'])
     """
     torch = require("torch", "from_torch", _INSTALL)
+    table = _from_torch_table(torch)
+    supported = f"{', '.join(cls.__name__ for cls in table)} and nested Sequential"
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch takes a torch.nn.Module (a torch.nn.Sequential of "
-                        f"{_SUPPORTED_TORCH}), got {type(module).__name__}")
-    table = _from_torch_table(torch)
+                        f"{supported}), got {type(module).__name__}")
     converted = []
     for path, child in _flatten(torch, module, ""):
         where = f"module {path} ({child!r})" if path else f"the module {child!r}"
         convert = table.get(type(child))
         if convert is None:
             raise ConversionError(f"{where} has no bprop counterpart; from_torch supports "
-                                  f"{_SUPPORTED_TORCH}")
+                                  f"{supported}")
         try:
             converted.append(convert(child))
         except ValueError as error:  # (a setting bprop's layer refuses: say which module)
